@@ -1,0 +1,20 @@
+"""JAX-native environments for purejaxvpg.
+
+One contract for every environment (gymnax >= 1.0):
+``reset(key, params) -> (obs, state)`` and
+``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``
+with auto-reset and ``info["final_observation"]`` holding the observation before the reset.
+"""
+
+from envs.registry import make, registered
+from envs.spaces import ActionSpec, action_spec
+from envs.wrappers import EpisodeStatistics, EpisodeStatisticsState
+
+__all__ = [
+    "ActionSpec",
+    "EpisodeStatistics",
+    "EpisodeStatisticsState",
+    "action_spec",
+    "make",
+    "registered",
+]

@@ -1,0 +1,48 @@
+"""`make(env_id, **overrides)`: the one way the trainer builds an environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+import gymnax
+
+
+def registered() -> list[str]:
+    """Every environment id `make` accepts, sorted."""
+    return sorted(gymnax.registered_envs)
+
+
+def unknown_env_message(env_id: str) -> str:
+    """The error text for an id that is not registered, with close matches."""
+    close = difflib.get_close_matches(env_id, registered(), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return (
+        f"env_id: unknown environment {env_id!r}.{hint} "
+        f"Registered ids: {', '.join(registered())}."
+    )
+
+
+def make(env_id: str, **overrides):
+    """Build a registered environment and its parameters.
+
+    ``overrides`` replace fields of the environment's parameter dataclass
+    (e.g. ``max_steps_in_episode=200``); a name that is not a field is an error,
+    so a typo never silently trains on the default.
+
+    Returns:
+        (env, params): a gymnax-style environment and its parameters.
+    """
+    if env_id not in gymnax.registered_envs:
+        raise ValueError(unknown_env_message(env_id))
+    env, params = gymnax.make(env_id)
+    if overrides:
+        fields = {f.name for f in dataclasses.fields(params)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(
+                f"overrides: {env_id} has no parameter(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(fields))}."
+            )
+        params = params.replace(**overrides)
+    return env, params
