@@ -1,0 +1,5 @@
+import sys
+
+from purejaxvpg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""Collect one rollout of `num_steps` steps in `num_envs` environments with lax.scan.
+
+Only the actor runs per step; the critic evaluates the whole batch afterwards in one
+pass (see train.py), which is cheaper than a value call per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.spaces import ActionSpec
+
+
+@struct.dataclass
+class EnvRunnerState:
+    """Where the environments are between rollouts (leaves have a leading [E] axis)."""
+
+    env_state: object
+    obs: jax.Array  # [E, *obs_shape], the observation the next action is chosen from
+    key: jax.Array
+
+
+@struct.dataclass
+class Rollout:
+    """One rollout, time first: every leaf is [T, E, ...]."""
+
+    obs: jax.Array  # s_t                            [T, E, *obs_shape]
+    action: jax.Array  # a_t (unclipped sample)      [T, E] or [T, E, *action_shape]
+    reward: jax.Array  # r_t                         [T, E]
+    terminated: jax.Array  # bool                    [T, E]
+    truncated: jax.Array  # bool                     [T, E]
+    next_obs: jax.Array  # s'_t before auto-reset    [T, E, *obs_shape]
+    episode_return: jax.Array  # of the episode ending at t (valid where finished)  [T, E]
+    episode_length: jax.Array  # [T, E]
+    episode_finished: jax.Array  # bool              [T, E]
+
+
+def env_action(action: jax.Array, spec: ActionSpec) -> jax.Array:
+    """What the environment receives: continuous actions clipped to the box.
+
+    The policy's log-probability is always of the unclipped sample, so the gradient is
+    that of the distribution that was actually sampled.
+    """
+    if spec.discrete:
+        return action
+    return jnp.clip(action, spec.low, spec.high)
+
+
+def collect(
+    policy: Callable[[jax.Array], object],
+    env,
+    env_params,
+    spec: ActionSpec,
+    runner: EnvRunnerState,
+    num_steps: int,
+) -> tuple[EnvRunnerState, Rollout]:
+    """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env.
+
+    `env` must be wrapped in envs.EpisodeStatistics (its info carries episode stats).
+    """
+    num_envs = runner.obs.shape[0]
+    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def step(runner: EnvRunnerState, _):
+        key, key_action, key_env = jax.random.split(runner.key, 3)
+        action = policy(runner.obs).sample(key_action)
+        next_obs, env_state, reward, terminated, truncated, info = step_envs(
+            jax.random.split(key_env, num_envs),
+            runner.env_state,
+            env_action(action, spec),
+            env_params,
+        )
+        transition = Rollout(
+            obs=runner.obs,
+            action=action,
+            reward=reward.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=info["final_observation"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+            episode_finished=info["episode_finished"],
+        )
+        return EnvRunnerState(env_state, next_obs, key), transition
+
+    return jax.lax.scan(step, runner, None, length=num_steps)
+
+
+def reset(env, env_params, key: jax.Array, num_envs: int) -> EnvRunnerState:
+    """Fresh environments; `key` seeds both the resets and the runner's future keys."""
+    key, key_reset = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(key_reset, num_envs), env_params
+    )
+    return EnvRunnerState(env_state, obs, key)
