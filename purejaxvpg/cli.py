@@ -39,7 +39,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         hint = hints[field.name]
         doc = f"{field.metadata.get('doc', '')} (default: {field.default})"
         if hint is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=doc)
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=doc
+            )
             continue
         if hint in (int, float, str):
             kind = hint
@@ -49,16 +51,18 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             kind = _parse_optional_float
         else:  # a new field type must be taught to the parser, not silently dropped
             raise TypeError(f"cli: no flag parser for Config.{field.name}: {hint}")
-        group.add_argument(flag, type=kind, default=None, metavar=field.name.upper(), help=doc)
+        group.add_argument(
+            flag, type=kind, default=argparse.SUPPRESS, metavar=field.name.upper(), help=doc
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Config with every flag the user gave; the rest keep their defaults."""
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(Config)
-        if getattr(args, f.name, None) is not None
-    }
+    """Config with every flag the user gave; the rest keep their defaults.
+
+    Config flags default to argparse.SUPPRESS, so only flags on the command line are in
+    `args` (which lets `--max-grad-norm none` set None).
+    """
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     return Config(**given)
 
 
@@ -67,12 +71,19 @@ def write_run(out: Path, result) -> None:
     import jax
 
     out.mkdir(parents=True, exist_ok=True)
+    final = result.metrics["episode_return"][:, -1]
     info = {
         "config": dataclasses.asdict(result.config),
         "num_seeds": result.num_seeds,
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         "env_steps_per_second": result.env_steps_per_second,
+        "final_return": {
+            "mean": float(final.mean()),
+            "min": float(final.min()),
+            "median": float(np.median(final)),
+            "max": float(final.max()),
+        },
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,

@@ -33,11 +33,11 @@ class Config:
         "Environment steps per seed; the run does total_steps // (num_envs * num_steps) updates.",
     )
     num_envs: int = _field(
-        4,
+        8,
         "Parallel environments per seed.",
     )
     num_steps: int = _field(
-        128,
+        64,
         "Steps per environment per rollout; one update per rollout of num_envs * num_steps.",
     )
 
@@ -57,7 +57,7 @@ class Config:
 
     # --- policy update ---
     policy_lr: float = _field(
-        3e-3,
+        1e-3,
         "Adam learning rate of the policy (one gradient step per update).",
     )
     ent_coef: float = _field(
@@ -67,11 +67,11 @@ class Config:
 
     # --- value update ---
     value_lr: float = _field(
-        1e-3,
+        3e-3,
         "Adam learning rate of the value function.",
     )
     value_iters: int = _field(
-        5,
+        10,
         "Gradient steps of MSE(V, returns) per update, on the whole batch.",
     )
 
@@ -96,7 +96,11 @@ class Config:
     )
     log_std_init: float = _field(
         -0.5,
-        "Initial log standard deviation of the Gaussian policy (continuous actions only); a state-independent learned parameter.",
+        "Initial log standard deviation of the Gaussian policy (continuous actions only); state-independent.",
+    )
+    learn_log_std: bool = _field(
+        True,
+        "Learn the Gaussian log standard deviation as a parameter; False keeps it fixed at log_std_init.",
     )
 
     @property
@@ -148,7 +152,7 @@ class Config:
                 f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}."
             )
         _require_finite_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
-        for name in ("normalize_advantages", "anneal_lr"):
+        for name in ("normalize_advantages", "anneal_lr", "learn_log_std"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}.")
         return self

@@ -80,6 +80,7 @@ class Actor(nn.Module):
     discrete: bool
     activation: str = "tanh"
     log_std_init: float = -0.5
+    learn_log_std: bool = True
 
     @nn.compact
     def __call__(self, obs: jax.Array):
@@ -87,9 +88,12 @@ class Actor(nn.Module):
         out = MLP(self.hidden_sizes, self.action_size, self.activation, out_scale=0.01)(x)
         if self.discrete:
             return Categorical(logits=out)
-        log_std = self.param(
-            "log_std", nn.initializers.constant(self.log_std_init), (self.action_size,)
-        )
+        if self.learn_log_std:
+            log_std = self.param(
+                "log_std", nn.initializers.constant(self.log_std_init), (self.action_size,)
+            )
+        else:
+            log_std = jnp.full((self.action_size,), self.log_std_init, jnp.float32)
         return DiagGaussian(mean=out, log_std=log_std)
 
 

@@ -90,6 +90,7 @@ def setup(config: Config) -> Setup:
         discrete=spec.discrete,
         activation=config.activation,
         log_std_init=config.log_std_init,
+        learn_log_std=config.learn_log_std,
     )
     critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
     return Setup(
@@ -112,9 +113,13 @@ def make_train(config: Config):
 
     metrics: dict of METRIC_NAMES -> [num_updates] arrays (scalars per update).
     Pure and jit/vmap-safe: `jax.jit(jax.vmap(train))(keys)` trains len(keys) seeds.
+    Validates the config first.
     """
-    s = setup(config)
-    c = config
+    return _make_train(setup(config))
+
+
+def _make_train(s: Setup):
+    c = s.config
     T, E = c.num_steps, c.num_envs
 
     def init(key: jax.Array) -> TrainState:
@@ -245,7 +250,7 @@ def train(
     s = setup(config)
     memory.check_fits(config, s.obs_shape, s.spec.size, num_seeds)
 
-    run = jax.jit(jax.vmap(make_train(config)))
+    run = jax.jit(jax.vmap(_make_train(s)))
     start = time.perf_counter()
     compiled = run.lower(keys).compile()
     compile_seconds = time.perf_counter() - start

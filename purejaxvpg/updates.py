@@ -67,7 +67,7 @@ def policy_step(
     # r = pi_new / pi_old,  KL ~ mean[(r - 1) - log r]  (>= 0 per sample).
     log_ratio = apply_actor(params, obs).log_prob(actions) - old_log_probs
     approx_kl = jnp.mean(jnp.expm1(log_ratio) - log_ratio)
-    stats = PolicyStats(loss, entropy, approx_kl, optax.global_norm(grads))
+    stats = PolicyStats(loss, entropy, approx_kl, optax.tree.norm(grads))
     return params, opt_state, stats
 
 
@@ -89,7 +89,7 @@ def value_steps(
         p, s = carry
         loss, grads = jax.value_and_grad(loss_fn)(p)
         updates, s = optimizer.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), (loss, optax.global_norm(grads))
+        return (optax.apply_updates(p, updates), s), (loss, optax.tree.norm(grads))
 
     (params, opt_state), (losses, grad_norms) = jax.lax.scan(
         one_step, (params, opt_state), None, length=num_iters

@@ -1,0 +1,72 @@
+"""Every validation error names the field and the allowed range, before any compile."""
+
+import pytest
+
+import purejaxvpg as pjv
+
+
+@pytest.mark.parametrize(
+    "changes, field, allowed",
+    [
+        ({"env_id": "CartPole-v2"}, "env_id", "CartPole-v1"),  # close match suggested
+        ({"env_id": "NoSuchEnv"}, "env_id", "Registered ids"),
+        ({"total_steps": 0}, "total_steps", ">= 1"),
+        ({"total_steps": 100}, "total_steps", ">= num_envs * num_steps"),
+        ({"num_envs": 0}, "num_envs", ">= 1"),
+        ({"num_envs": -3}, "num_envs", ">= 1"),
+        ({"num_steps": 0}, "num_steps", ">= 1"),
+        ({"num_steps": 2.5}, "num_steps", "integer"),
+        ({"value_iters": 0}, "value_iters", ">= 1"),
+        ({"gamma": 1.01}, "gamma", "[0, 1]"),
+        ({"gamma": -0.1}, "gamma", "[0, 1]"),
+        ({"gamma": float("nan")}, "gamma", "[0, 1]"),
+        ({"gae_lambda": 1.5}, "gae_lambda", "[0, 1]"),
+        ({"gae_lambda": -0.5}, "gae_lambda", "[0, 1]"),
+        ({"policy_lr": -1e-3}, "policy_lr", ">= 0"),
+        ({"value_lr": -1.0}, "value_lr", ">= 0"),
+        ({"value_lr": float("inf")}, "value_lr", "finite"),
+        ({"ent_coef": -0.01}, "ent_coef", ">= 0"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm", "> 0 or None"),
+        ({"max_grad_norm": -1.0}, "max_grad_norm", ">= 0"),
+        ({"hidden_sizes": ()}, "hidden_sizes", "non-empty"),
+        ({"hidden_sizes": (64, 0)}, "hidden_sizes", ">= 1"),
+        ({"activation": "sigmoid"}, "activation", "tanh"),
+        ({"log_std_init": 5.0}, "log_std_init", "<= 2"),
+        ({"anneal_lr": "yes"}, "anneal_lr", "True or False"),
+    ],
+)
+def test_validation_error_names_field_and_range(changes, field, allowed):
+    with pytest.raises(ValueError) as info:
+        pjv.Config(**changes).validate()
+    message = str(info.value)
+    assert message.startswith(f"{field}:"), message
+    assert allowed in message, message
+
+
+def test_defaults_are_valid_and_documented():
+    import dataclasses
+
+    config = pjv.Config().validate()
+    assert config.hidden_sizes == (64, 64) and config.activation == "tanh"
+    assert config.gamma == 0.99 and config.gae_lambda == 0.97 and config.value_iters > 1
+    for field in dataclasses.fields(pjv.Config):
+        assert field.metadata.get("doc"), f"Config.{field.name} has no documentation"
+
+
+def test_train_validates_before_compiling(monkeypatch):
+    """A bad config must fail in train() without ever reaching jax.jit."""
+    import jax
+
+    def no_jit(*args, **kwargs):
+        raise AssertionError("jit called before validation")
+
+    monkeypatch.setattr(jax, "jit", no_jit)
+    with pytest.raises(ValueError, match="^gamma:"):
+        pjv.train(pjv.Config(gamma=2.0), num_seeds=2)
+    with pytest.raises(ValueError, match="^num_seeds:"):
+        pjv.train(pjv.Config(), num_seeds=0)
+
+
+def test_run_that_cannot_fit_in_memory_is_refused_before_compile():
+    with pytest.raises(ValueError, match="^num_seeds: .* GiB"):
+        pjv.train(pjv.Config(num_envs=4096, num_steps=1024, total_steps=4096 * 1024), num_seeds=1_000_000)

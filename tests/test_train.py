@@ -1,0 +1,73 @@
+"""The one-call trainer: shapes, finiteness, seed independence, determinism, no host trips."""
+
+import jax
+import numpy as np
+import pytest
+
+import purejaxvpg as pjv
+from conftest import replace
+
+
+def test_metrics_are_per_seed_per_update(tiny_config, tiny_result):
+    updates = tiny_config.num_updates
+    assert set(tiny_result.metrics) == set(pjv.METRIC_NAMES)
+    for name, values in tiny_result.metrics.items():
+        assert values.shape == (8, updates), name
+        assert np.all(np.isfinite(values)), name
+    np.testing.assert_array_equal(
+        tiny_result.metrics["env_steps"][0], tiny_config.batch_size * np.arange(1, updates + 1)
+    )
+    # a random CartPole policy ends many episodes of ~20 steps in 128 steps x 4 envs
+    assert np.all(tiny_result.metrics["episodes_finished"] > 0)
+    lengths = tiny_result.metrics["episode_length"]
+    assert np.all(lengths >= tiny_result.metrics["episode_length_min"])
+    assert np.all(lengths <= tiny_result.metrics["episode_length_max"])
+    # CartPole pays 1 per step, so an episode's return equals its length
+    np.testing.assert_allclose(tiny_result.metrics["episode_return"], lengths, rtol=1e-5)
+    assert np.all(tiny_result.metrics["approx_kl"] >= 0)
+
+
+def test_params_have_a_leading_seed_axis(tiny_result):
+    for leaf in jax.tree.leaves(tiny_result.params):
+        assert leaf.shape[0] == 8
+
+
+def test_seed_alone_equals_seed_inside_a_batch(tiny_config, tiny_result):
+    keys = pjv.seed_keys(0, 8)
+    alone = pjv.train(tiny_config, keys=keys[5:6])
+    for name in pjv.METRIC_NAMES:
+        np.testing.assert_allclose(
+            alone.metrics[name][0], tiny_result.metrics[name][5], rtol=1e-5, atol=1e-6, err_msg=name
+        )
+
+
+def test_same_key_same_result(tiny_config, tiny_result):
+    again = pjv.train(tiny_config, num_seeds=8, seed=0)
+    for name in pjv.METRIC_NAMES:
+        np.testing.assert_array_equal(again.metrics[name], tiny_result.metrics[name], err_msg=name)
+    other = pjv.train(tiny_config, num_seeds=8, seed=1)
+    assert not np.array_equal(other.metrics["policy_loss"], tiny_result.metrics["policy_loss"])
+
+
+def test_make_train_is_one_pure_function(tiny_config):
+    """make_train(config) jits and vmaps as documented, with no host callbacks inside."""
+    train = pjv.make_train(tiny_config)
+    keys = pjv.seed_keys(0, 2)
+    text = jax.jit(jax.vmap(train)).lower(keys).as_text()
+    assert "callback" not in text and "host" not in text.lower().replace("host_", "")
+    final_state, metrics = jax.jit(jax.vmap(train))(keys)
+    assert metrics["policy_loss"].shape == (2, tiny_config.num_updates)
+    assert int(final_state.update[0]) == tiny_config.num_updates
+
+
+def test_continuous_actions_run_and_learned_log_std_exists():
+    config = pjv.Config(env_id="Pendulum-v1", total_steps=4 * 100 * 3, num_envs=4, num_steps=100)
+    result = pjv.train(config, num_seeds=2)
+    assert "log_std" in result.params["actor"]["params"]
+    for name, values in result.metrics.items():
+        assert np.all(np.isfinite(values)), name
+    # Pendulum episodes are cut at 200 steps: in 300 steps each of the 4 envs finishes one,
+    # during the second update (steps 100-199).
+    np.testing.assert_array_equal(result.metrics["episodes_finished"], [[0, 4, 0]] * 2)
+    np.testing.assert_array_equal(result.metrics["episode_length"][:, 1:], 200.0)
+    assert np.all(result.metrics["episode_return"][:, 1:] < 0)
