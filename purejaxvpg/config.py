@@ -123,6 +123,11 @@ class Config:
             raise ValueError(unknown_env_message(str(self.env_id)))
         for name in ("total_steps", "num_envs", "num_steps", "value_iters"):
             _require_int(name, getattr(self, name), low=1)
+        if self.total_steps > 2**31 - 1:
+            raise ValueError(
+                f"total_steps: must be <= {2**31 - 1} (env steps are counted in int32), "
+                f"got {self.total_steps}."
+            )
         if self.total_steps < self.batch_size:
             raise ValueError(
                 f"total_steps: must be >= num_envs * num_steps = {self.batch_size} "

@@ -12,6 +12,7 @@ import purejaxvpg as pjv
         ({"env_id": "NoSuchEnv"}, "env_id", "Registered ids"),
         ({"total_steps": 0}, "total_steps", ">= 1"),
         ({"total_steps": 100}, "total_steps", ">= num_envs * num_steps"),
+        ({"total_steps": 2**31}, "total_steps", "<= 2147483647"),
         ({"num_envs": 0}, "num_envs", ">= 1"),
         ({"num_envs": -3}, "num_envs", ">= 1"),
         ({"num_steps": 0}, "num_steps", ">= 1"),
