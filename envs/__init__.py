@@ -6,14 +6,36 @@ One contract for every environment (gymnax >= 1.0):
 with auto-reset and ``info["final_observation"]`` holding the observation before the reset.
 """
 
+from envs.known import KNOWN_ENVS, Chain, ContinuousTarget, MultiArmedBandit
 from envs.registry import make, registered
 from envs.spaces import ActionSpec, action_spec
-from envs.wrappers import EpisodeStatistics, EpisodeStatisticsState
+from envs.wrappers import (
+    EpisodeStatistics,
+    EpisodeStatisticsState,
+    FlattenObservation,
+    NormalizeObservation,
+    RescaleAction,
+    RunningMeanStd,
+    ScaleReward,
+    VecEnv,
+    Wrapper,
+)
 
 __all__ = [
+    "KNOWN_ENVS",
     "ActionSpec",
+    "Chain",
+    "ContinuousTarget",
     "EpisodeStatistics",
     "EpisodeStatisticsState",
+    "FlattenObservation",
+    "MultiArmedBandit",
+    "NormalizeObservation",
+    "RescaleAction",
+    "RunningMeanStd",
+    "ScaleReward",
+    "VecEnv",
+    "Wrapper",
     "action_spec",
     "make",
     "registered",

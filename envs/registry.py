@@ -7,10 +7,12 @@ import difflib
 
 import gymnax
 
+from envs.known import KNOWN_ENVS
+
 
 def registered() -> list[str]:
-    """Every environment id `make` accepts, sorted."""
-    return sorted(gymnax.registered_envs)
+    """Every environment id `make` accepts, sorted: gymnax's registry and envs' own."""
+    return sorted({*gymnax.registered_envs, *KNOWN_ENVS})
 
 
 def unknown_env_message(env_id: str) -> str:
@@ -33,9 +35,13 @@ def make(env_id: str, **overrides):
     Returns:
         (env, params): a gymnax-style environment and its parameters.
     """
-    if env_id not in gymnax.registered_envs:
+    if env_id in KNOWN_ENVS:
+        env = KNOWN_ENVS[env_id]()
+        params = env.default_params
+    elif env_id in gymnax.registered_envs:
+        env, params = gymnax.make(env_id)
+    else:
         raise ValueError(unknown_env_message(env_id))
-    env, params = gymnax.make(env_id)
     if overrides:
         fields = {f.name for f in dataclasses.fields(params)}
         unknown = sorted(set(overrides) - fields)

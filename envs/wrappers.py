@@ -1,10 +1,42 @@
-"""Wrappers that keep the gymnax >= 1.0 step contract."""
+"""Wrappers that keep the gymnax >= 1.0 step contract.
+
+Per-environment wrappers (EpisodeStatistics, FlattenObservation, RescaleAction) wrap one
+environment; VecEnv steps `num_envs` copies at once; the batch wrappers above it
+(NormalizeObservation, ScaleReward) keep running statistics shared by those environments
+in their state, so under `vmap` over seeds every seed has its own, and they travel with
+whatever saves the state (checkpoints).
+
+Typical stack: env -> EpisodeStatistics -> [RescaleAction] -> VecEnv(E)
+-> [NormalizeObservation] -> [ScaleReward]. EpisodeStatistics sits below the reward
+scaling, so reported returns are always the environment's own.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+from gymnax.environments import spaces
+
+
+class Wrapper:
+    """Pass everything through to the wrapped environment unless overridden."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def reset(self, key, params):
+        return self.env.reset(key, params)
+
+    def step(self, key, state, action, params):
+        return self.env.step(key, state, action, params)
+
+
+# ---------------------------------------------------------------- per environment
 
 
 @struct.dataclass
@@ -14,7 +46,7 @@ class EpisodeStatisticsState:
     episode_length: jax.Array  # steps of the episode in progress
 
 
-class EpisodeStatistics:
+class EpisodeStatistics(Wrapper):
     """Track the undiscounted return and length of each episode.
 
     An episode ends on termination *or* truncation. On the step that ends it, ``info``
@@ -22,12 +54,6 @@ class EpisodeStatistics:
     ``episode_finished = True``; the running counters then restart at zero, so two
     episodes are never mixed.
     """
-
-    def __init__(self, env):
-        self.env = env
-
-    def __getattr__(self, name):
-        return getattr(self.env, name)
 
     def reset(self, key, params):
         obs, env_state = self.env.reset(key, params)
@@ -53,3 +79,165 @@ class EpisodeStatistics:
             jnp.where(done, 0, episode_length),
         )
         return obs, new_state, reward, terminated, truncated, info
+
+
+class FlattenObservation(Wrapper):
+    """Observations (and final observations) of any shape -> float32 vectors."""
+
+    def observation_space(self, params):
+        size = int(np.prod(self.env.observation_space(params).shape))
+        return spaces.Box(-jnp.inf, jnp.inf, (size,), jnp.float32)
+
+    def reset(self, key, params):
+        obs, state = self.env.reset(key, params)
+        return self._flat(obs), state
+
+    def step(self, key, state, action, params):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        info = {**info, "final_observation": self._flat(info["final_observation"])}
+        return self._flat(obs), state, reward, terminated, truncated, info
+
+    @staticmethod
+    def _flat(obs):
+        return jnp.reshape(obs, (-1,)).astype(jnp.float32)
+
+
+class RescaleAction(Wrapper):
+    """The agent acts in [-1, 1]^n; the environment receives low + (a + 1) / 2 * (high - low).
+
+    Actions outside [-1, 1] are clipped first, so the environment never sees an action
+    outside its box.
+    """
+
+    def action_space(self, params=None):
+        inner = self.env.action_space(params)
+        if not isinstance(inner, spaces.Box):
+            raise ValueError(f"RescaleAction: {self.env.name} has a {type(inner).__name__} action space, not a Box.")
+        return spaces.Box(-1.0, 1.0, inner.shape, jnp.float32)
+
+    def step(self, key, state, action, params):
+        box = self.env.action_space(params)
+        low, high = jnp.asarray(box.low, jnp.float32), jnp.asarray(box.high, jnp.float32)
+        scaled = low + (jnp.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+        return self.env.step(key, state, scaled, params)
+
+
+# ---------------------------------------------------------------- vectorised
+
+
+class VecEnv(Wrapper):
+    """`num_envs` independent copies: obs [E, ...], reward/terminated/truncated [E].
+
+    Spaces stay those of one environment.
+    """
+
+    def __init__(self, env, num_envs: int):
+        super().__init__(env)
+        self.num_envs = num_envs
+
+    def reset(self, key, params):
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self.env.reset, in_axes=(0, None))(keys, params)
+
+    def step(self, key, state, action, params):
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+
+
+@struct.dataclass
+class RunningMeanStd:
+    """Mean and variance of everything seen so far (Chan et al.'s parallel update)."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def zeros(cls, shape) -> "RunningMeanStd":
+        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.zeros((), jnp.float32))
+
+    def update(self, batch: jax.Array) -> "RunningMeanStd":
+        """batch: [N, *shape]."""
+        n = jnp.float32(batch.shape[0])
+        batch_mean, batch_var = batch.mean(axis=0), batch.var(axis=0)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        mean = self.mean + delta * n / total
+        # M2 = M2_a + M2_b + delta^2 * n_a * n_b / (n_a + n_b)
+        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        return RunningMeanStd(mean, m2 / total, total)
+
+
+@struct.dataclass
+class NormalizeObservationState:
+    env_state: object
+    stats: RunningMeanStd
+
+
+class NormalizeObservation(Wrapper):
+    """obs -> clip((obs - mean) / sqrt(var + eps), -clip, clip), statistics over the batch of
+    environments and all steps so far. `frozen=True` stops updating (for evaluation);
+    `reset(key, params, stats)` starts from given statistics (trained ones, a checkpoint).
+    info["final_observation"] is normalised with the same statistics.
+    """
+
+    def __init__(self, env, frozen: bool = False, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__(env)
+        self.frozen, self.clip, self.eps = frozen, clip, eps
+
+    def normalize(self, stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
+        z = (obs.astype(jnp.float32) - stats.mean) / jnp.sqrt(stats.var + self.eps)
+        return jnp.clip(z, -self.clip, self.clip)
+
+    def reset(self, key, params, stats: RunningMeanStd | None = None):
+        obs, env_state = self.env.reset(key, params)
+        if stats is None:
+            stats = RunningMeanStd.zeros(obs.shape[1:])
+        if not self.frozen:
+            stats = stats.update(obs)
+        return self.normalize(stats, obs), NormalizeObservationState(env_state, stats)
+
+    def step(self, key, state: NormalizeObservationState, action, params):
+        obs, env_state, reward, terminated, truncated, info = self.env.step(
+            key, state.env_state, action, params
+        )
+        stats = state.stats if self.frozen else state.stats.update(obs)
+        info = {**info, "final_observation": self.normalize(stats, info["final_observation"])}
+        new_state = NormalizeObservationState(env_state, stats)
+        return self.normalize(stats, obs), new_state, reward, terminated, truncated, info
+
+
+@struct.dataclass
+class ScaleRewardState:
+    env_state: object
+    discounted_return: jax.Array  # [E], G_t = gamma * G_{t-1} + r_t, reset at episode ends
+    stats: RunningMeanStd  # of G over all environments and steps
+
+
+class ScaleReward(Wrapper):
+    """r -> r / sqrt(Var[G] + eps), with G the running discounted return of each environment.
+
+    Keeps value targets of order one whatever the reward scale (as in Engstrom et al., 2020,
+    "Implementation Matters in Deep Policy Gradients"). The mean is not subtracted, so the
+    sign of rewards, and which policy is optimal, are unchanged.
+    """
+
+    def __init__(self, env, gamma: float, eps: float = 1e-8):
+        super().__init__(env)
+        self.gamma, self.eps = gamma, eps
+
+    def reset(self, key, params):
+        obs, env_state = self.env.reset(key, params)
+        returns = jnp.zeros((obs.shape[0],), jnp.float32)
+        return obs, ScaleRewardState(env_state, returns, RunningMeanStd.zeros(()))
+
+    def step(self, key, state: ScaleRewardState, action, params):
+        obs, env_state, reward, terminated, truncated, info = self.env.step(
+            key, state.env_state, action, params
+        )
+        returns = self.gamma * state.discounted_return + reward
+        stats = state.stats.update(returns)
+        scaled = reward / jnp.sqrt(stats.var + self.eps)
+        done = jnp.logical_or(terminated, truncated)
+        new_state = ScaleRewardState(env_state, jnp.where(done, 0.0, returns), stats)
+        return obs, new_state, scaled, terminated, truncated, info

@@ -27,6 +27,19 @@ class Config:
         "Environment id; any id in `envs.registered()`. The action space type (Discrete -> categorical, Box -> diagonal Gaussian) is read from the environment.",
     )
 
+    normalize_obs: bool = _field(
+        False,
+        "Normalise observations by running mean and variance kept in the environment state (per seed).",
+    )
+    scale_rewards: bool = _field(
+        False,
+        "Divide rewards by a running std of the discounted return (episode statistics stay unscaled).",
+    )
+    rescale_actions: bool = _field(
+        False,
+        "Continuous actions only: the policy acts in [-1, 1] and actions are rescaled to the space's bounds.",
+    )
+
     # --- run size (per seed) ---
     total_steps: int = _field(
         500_000,
@@ -157,7 +170,10 @@ class Config:
                 f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}."
             )
         _require_finite_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
-        for name in ("normalize_advantages", "anneal_lr", "learn_log_std"):
+        for name in (
+            "normalize_advantages", "anneal_lr", "learn_log_std",
+            "normalize_obs", "scale_rewards", "rescale_actions",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}.")
         return self

@@ -60,19 +60,15 @@ def collect(
 ) -> tuple[EnvRunnerState, Rollout]:
     """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env.
 
-    `env` must be wrapped in envs.EpisodeStatistics (its info carries episode stats).
+    `env` is an envs.VecEnv stack with envs.EpisodeStatistics under it (its info carries
+    the episode statistics).
     """
-    num_envs = runner.obs.shape[0]
-    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def step(runner: EnvRunnerState, _):
         key, key_action, key_env = jax.random.split(runner.key, 3)
         action = policy(runner.obs).sample(key_action)
-        next_obs, env_state, reward, terminated, truncated, info = step_envs(
-            jax.random.split(key_env, num_envs),
-            runner.env_state,
-            env_action(action, spec),
-            env_params,
+        next_obs, env_state, reward, terminated, truncated, info = env.step(
+            key_env, runner.env_state, env_action(action, spec), env_params
         )
         transition = Rollout(
             obs=runner.obs,
@@ -90,10 +86,8 @@ def collect(
     return jax.lax.scan(step, runner, None, length=num_steps)
 
 
-def reset(env, env_params, key: jax.Array, num_envs: int) -> EnvRunnerState:
-    """Fresh environments; `key` seeds both the resets and the runner's future keys."""
+def reset(env, env_params, key: jax.Array) -> EnvRunnerState:
+    """Fresh environments (`env` is a VecEnv stack); `key` seeds the resets and the runner."""
     key, key_reset = jax.random.split(key)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key_reset, num_envs), env_params
-    )
+    obs, env_state = env.reset(key_reset, env_params)
     return EnvRunnerState(env_state, obs, key)

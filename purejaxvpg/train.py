@@ -81,9 +81,16 @@ def setup(config: Config) -> Setup:
     """Validate the config and build environment, networks and optimizers (no compile)."""
     config.validate()
     env, env_params = envs.make(config.env_id)
-    env = envs.EpisodeStatistics(env)
+    env = envs.EpisodeStatistics(env)  # below every reward change: returns are the env's own
+    if config.rescale_actions and not envs.action_spec(env, env_params).discrete:
+        env = envs.RescaleAction(env)
     spec = envs.action_spec(env, env_params)
     obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)
+    env = envs.VecEnv(env, config.num_envs)
+    if config.normalize_obs:
+        env = envs.NormalizeObservation(env)
+    if config.scale_rewards:
+        env = envs.ScaleReward(env, config.gamma)
     actor = Actor(
         hidden_sizes=config.hidden_sizes,
         action_size=spec.size,
@@ -132,7 +139,7 @@ def _make_train(s: Setup):
             critic_params=critic_params,
             actor_opt_state=s.actor_optimizer.init(actor_params),
             critic_opt_state=s.critic_optimizer.init(critic_params),
-            runner=rollout.reset(s.env, s.env_params, key_env, E),
+            runner=rollout.reset(s.env, s.env_params, key_env),
             episodes=metrics_lib.EpisodeSummary.zeros(),
             update=jnp.zeros((), jnp.int32),
         )

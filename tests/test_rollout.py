@@ -13,12 +13,13 @@ def test_final_observation_is_pre_reset_and_actions_are_unclipped():
     env, params = envs.make("Pendulum-v1")
     env = envs.EpisodeStatistics(env)
     spec = envs.action_spec(env, params)
+    env = envs.VecEnv(env, 3)
     assert not spec.discrete and spec.shape == (1,)
 
     def wide_policy(obs):  # std 5 on a [-2, 2] box: most samples fall outside the bounds
         return DiagGaussian(jnp.zeros((obs.shape[0], 1)), jnp.log(jnp.array([5.0])))
 
-    runner = rollout.reset(env, params, jax.random.key(0), num_envs=3)
+    runner = rollout.reset(env, params, jax.random.key(0))
     _, batch = jax.jit(lambda r: rollout.collect(wide_policy, env, params, spec, r, 250))(runner)
     obs, next_obs = np.asarray(batch.obs), np.asarray(batch.next_obs)
     terminated, truncated = np.asarray(batch.terminated), np.asarray(batch.truncated)

@@ -1,0 +1,163 @@
+"""Known-answer environments: tasks whose optimum (or value function) is known exactly.
+
+They exist to verify learning algorithms, not to benchmark them. Each follows the
+gymnax >= 1.0 contract by subclassing gymnax's Environment (auto-reset,
+info["final_observation"], separate terminated / truncated flags).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import environment, spaces
+
+
+@struct.dataclass
+class StepState(environment.EnvState):
+    """Position in an episode: `position` for the chain, unused (0) for one-step tasks."""
+
+    position: jax.Array
+    time: int
+
+
+@struct.dataclass
+class BanditParams(environment.EnvParams):
+    arm_means: jax.Array = struct.field(default_factory=lambda: jnp.array([0.2, 0.5, 0.9, 0.4]))
+    noise_std: float = 0.1
+    max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
+
+
+class MultiArmedBandit(environment.Environment):
+    """One step per episode; pulling arm k pays arm_means[k] + N(0, noise_std^2).
+
+    Optimal return: max(arm_means) = 0.9 with the default parameters (arm 2).
+    The observation is a constant [1.0]: there is nothing to see, only arms to learn.
+    """
+
+    optimal_return = 0.9
+
+    @property
+    def default_params(self) -> BanditParams:
+        return BanditParams()
+
+    def step_env(self, key, state, action, params):
+        reward = params.arm_means[action] + params.noise_std * jax.random.normal(key)
+        new_state = StepState(position=state.position, time=state.time + 1)
+        return jnp.ones((1,), jnp.float32), new_state, reward, jnp.array(True), {}
+
+    def reset_env(self, key, params):
+        return jnp.ones((1,), jnp.float32), StepState(position=jnp.int32(0), time=0)
+
+    def action_space(self, params=None):
+        params = params or self.default_params
+        return spaces.Discrete(params.arm_means.shape[0])
+
+    def observation_space(self, params):
+        return spaces.Box(1.0, 1.0, (1,), jnp.float32)
+
+    @property
+    def name(self) -> str:
+        return "Bandit-known"
+
+
+@struct.dataclass
+class TargetParams(environment.EnvParams):
+    target: float = 0.7
+    max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
+
+
+class ContinuousTarget(environment.Environment):
+    """One step per episode; action a in [-2, 2] pays -(a - target)^2.
+
+    The optimal action is a = target (0.7); the optimal return is 0. A Gaussian policy
+    N(mu, sigma^2) earns -(mu - target)^2 - sigma^2 in expectation.
+    """
+
+    optimal_return = 0.0
+
+    @property
+    def default_params(self) -> TargetParams:
+        return TargetParams()
+
+    def step_env(self, key, state, action, params):
+        reward = -jnp.sum((action - params.target) ** 2)
+        new_state = StepState(position=state.position, time=state.time + 1)
+        return jnp.ones((1,), jnp.float32), new_state, reward, jnp.array(True), {}
+
+    def reset_env(self, key, params):
+        return jnp.ones((1,), jnp.float32), StepState(position=jnp.int32(0), time=0)
+
+    def action_space(self, params=None):
+        return spaces.Box(-2.0, 2.0, (1,), jnp.float32)
+
+    def observation_space(self, params):
+        return spaces.Box(1.0, 1.0, (1,), jnp.float32)
+
+    @property
+    def name(self) -> str:
+        return "ContinuousTarget-known"
+
+
+@struct.dataclass
+class ChainParams(environment.EnvParams):
+    max_steps_in_episode: int = 100
+
+
+class Chain(environment.Environment):
+    """A chain of `length` states; every step moves one state right and pays 1.
+
+    The action (Discrete(2)) does not matter, so every policy has the same values:
+    from state i the episode has length - i steps left and terminates after the last, so
+
+        V(s_i) = sum_{k=0}^{length-1-i} gamma^k = (1 - gamma^(length - i)) / (1 - gamma).
+
+    Observations are one-hot positions. The return of every episode is `length`.
+    `length` fixes the observation shape, so it is a constructor argument, not a parameter.
+    """
+
+    def __init__(self, length: int = 5):
+        super().__init__()
+        self.length = length
+
+    @property
+    def default_params(self) -> ChainParams:
+        return ChainParams()
+
+    def step_env(self, key, state, action, params):
+        position = state.position + 1
+        new_state = StepState(position=position, time=state.time + 1)
+        terminated = position >= self.length
+        obs = self._one_hot(jnp.minimum(position, self.length - 1))
+        return obs, new_state, jnp.float32(1.0), terminated, {}
+
+    def reset_env(self, key, params):
+        state = StepState(position=jnp.int32(0), time=0)
+        return self._one_hot(state.position), state
+
+    def _one_hot(self, position):
+        return jax.nn.one_hot(position, self.length, dtype=jnp.float32)
+
+    def values(self, gamma: float):
+        """Closed-form V(s_i), i = 0 .. length-1, for every policy."""
+        import numpy as np
+
+        remaining = self.length - np.arange(self.length)
+        return (1 - gamma**remaining) / (1 - gamma) if gamma < 1 else remaining.astype(float)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 1.0, (self.length,), jnp.float32)
+
+    @property
+    def name(self) -> str:
+        return "Chain-known"
+
+
+KNOWN_ENVS = {
+    "Bandit-known": MultiArmedBandit,
+    "ContinuousTarget-known": ContinuousTarget,
+    "Chain-known": Chain,
+}

@@ -1,0 +1,66 @@
+"""Every registered environment keeps the contract the trainer relies on, under jit(vmap)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gymnax.environments import spaces
+
+import envs
+
+NUM_ENVS, NUM_STEPS = 64, 1000
+
+
+def make_or_skip(env_id):
+    try:
+        return envs.make(env_id)
+    except OSError as error:  # MNISTBandit-bsuite downloads MNIST when built
+        pytest.skip(f"{env_id} needs a download: {error}")
+
+
+def check_in_space(x, space, what):
+    if isinstance(space, spaces.Discrete):
+        assert jnp.issubdtype(x.dtype, jnp.integer), (what, x.dtype)
+        assert bool(jnp.all((x >= 0) & (x < space.n))), what
+    else:
+        assert tuple(x.shape[-len(space.shape):] if space.shape else ()) == tuple(space.shape), (what, x.shape, space.shape)
+
+
+@pytest.mark.parametrize("env_id", envs.registered())
+def test_contract(env_id):
+    env, params = make_or_skip(env_id)
+    obs_space, act_space = env.observation_space(params), env.action_space(params)
+    assert isinstance(act_space, (spaces.Discrete, spaces.Box)), type(act_space)
+    vec = envs.VecEnv(env, NUM_ENVS)
+
+    def rollout(key):
+        key, key_reset = jax.random.split(key)
+        obs, state = vec.reset(key_reset, params)
+
+        def step(carry, key):
+            obs, state = carry
+            key_act, key_env = jax.random.split(key)
+            action = jax.vmap(act_space.sample)(jax.random.split(key_act, NUM_ENVS))
+            # what the transition gives before any auto-reset (gymnax splits the key this way)
+            key_step = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(key_env, NUM_ENVS))
+            pre_reset = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(key_step, state, action, params)[0]
+            next_obs, state, reward, term, trunc, info = vec.step(key_env, state, action, params)
+            out = (obs, next_obs, reward, term, trunc, info["final_observation"], pre_reset, action)
+            return (next_obs, state), out
+
+        return jax.lax.scan(step, (obs, state), jax.random.split(key, NUM_STEPS))[1]
+
+    obs, next_obs, reward, term, trunc, final_obs, pre_reset, action = jax.jit(rollout)(jax.random.key(0))
+
+    assert obs.shape == (NUM_STEPS, NUM_ENVS, *obs_space.shape), (obs.shape, obs_space.shape)
+    assert reward.shape == term.shape == trunc.shape == (NUM_STEPS, NUM_ENVS)
+    assert term.dtype == jnp.bool_ and trunc.dtype == jnp.bool_  # two flags, never folded
+    check_in_space(action, act_space, "action")
+    assert bool(jnp.all(jnp.isfinite(obs.astype(jnp.float32)))), "NaN/inf observation"
+    assert bool(jnp.all(jnp.isfinite(reward))), "NaN/inf reward"
+    # (equal up to float rounding: XLA may fuse the two computations differently)
+    as_float = lambda x: np.asarray(x, np.float64)  # noqa: E731
+    np.testing.assert_allclose(as_float(final_obs), as_float(pre_reset), rtol=1e-5, atol=1e-5)
+    done = np.asarray(term | trunc)
+    # without an episode end the next observation is the final observation
+    np.testing.assert_allclose(as_float(next_obs)[~done], as_float(final_obs)[~done], rtol=1e-5, atol=1e-5)
