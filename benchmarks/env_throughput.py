@@ -1,0 +1,123 @@
+"""Environment-stepping throughput: raw gymnax versus the purejaxvpg wrapper stack.
+
+Random actions, `lax.scan` over `--steps` steps, `--num-envs` parallel environments, one
+jitted call per point; after a warm-up call, the median of three calls is timed (compile
+excluded). Both variants run side
+by side in one process, so the wrapper overhead is measured, not estimated.
+
+  python -m benchmarks.env_throughput --env-id CartPole-v1 --num-envs 1,256,65536
+
+The wrapped stack is what the trainer uses with every option on:
+EpisodeStatistics -> VecEnv -> NormalizeObservation -> ScaleReward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import envs
+
+
+def make_run(env_id: str, num_envs: int, num_steps: int, wrapped: bool):
+    """A jittable function key -> checksum that steps `num_envs` envs `num_steps` times."""
+    env, params = envs.make(env_id)
+    space = env.action_space(params)
+    if wrapped:
+        vec = envs.ScaleReward(
+            envs.NormalizeObservation(envs.VecEnv(envs.EpisodeStatistics(env), num_envs)), 0.99
+        )
+    else:
+        vec = envs.VecEnv(env, num_envs)  # plain jax.vmap of gymnax's reset and step
+
+    def run(key):
+        key, key_reset = jax.random.split(key)
+        _, state = vec.reset(key_reset, params)
+
+        def step(carry, key):
+            state, checksum = carry
+            key_action, key_env = jax.random.split(key)
+            action = jax.vmap(space.sample)(jax.random.split(key_action, num_envs))
+            obs, state, reward, term, trunc, info = vec.step(key_env, state, action, params)
+            # consume every output the trainer consumes, so none is optimised away
+            checksum = checksum + reward.sum() + obs.sum() + info["final_observation"].sum()
+            checksum = checksum + (term | trunc).sum()
+            return (state, checksum), None
+
+        (_, checksum), _ = jax.lax.scan(
+            step, (state, jnp.float32(0.0)), jax.random.split(key, num_steps)
+        )
+        return checksum
+
+    return run
+
+
+def measure(env_id: str, num_envs: int, num_steps: int, wrapped: bool) -> dict:
+    run = jax.jit(make_run(env_id, num_envs, num_steps, wrapped))
+    key = jax.random.key(0)
+    start = time.perf_counter()
+    compiled = run.lower(key).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(key))  # warm-up
+    times = []
+    for repeat in range(3):  # median of three timed calls
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(jax.random.key(1 + repeat)))
+        times.append(time.perf_counter() - start)
+    run_s = sorted(times)[1]
+    return {
+        "variant": "wrapped" if wrapped else "raw_gymnax",
+        "num_envs": num_envs,
+        "num_steps": num_steps,
+        "compile_seconds": compile_s,
+        "run_seconds": run_s,
+        "run_seconds_all": times,
+        "env_steps_per_second": num_envs * num_steps / run_s,
+    }
+
+
+def hardware() -> dict:
+    device = jax.devices()[0]
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env-id", default="CartPole-v1")
+    parser.add_argument("--num-envs", default="1,16,256,4096,65536", help="comma-separated")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/<device>-env-throughput.json)")
+    args = parser.parse_args(argv)
+
+    hw = hardware()
+    rows = []
+    print(f"{'envs':>9} {'raw steps/s':>14} {'wrapped steps/s':>16} {'overhead':>9}")
+    for n in (int(x) for x in args.num_envs.split(",")):
+        raw = measure(args.env_id, n, args.steps, wrapped=False)
+        wrapped = measure(args.env_id, n, args.steps, wrapped=True)
+        overhead = 1.0 - wrapped["env_steps_per_second"] / raw["env_steps_per_second"]
+        rows += [raw, wrapped]
+        print(f"{n:>9} {raw['env_steps_per_second']:>14,.0f} {wrapped['env_steps_per_second']:>16,.0f} {overhead:>8.1%}", flush=True)
+
+    name = hw["device_kind"].lower().replace(" ", "-")
+    out = args.out or Path(__file__).parent / "results" / f"{name}-env-throughput-{args.env_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"env_id": args.env_id, "hardware": hw, "points": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
