@@ -25,16 +25,22 @@ import jax.numpy as jnp
 import envs
 
 
-def make_run(env_id: str, num_envs: int, num_steps: int, wrapped: bool):
+STACKS = {
+    "raw_gymnax": lambda env, n: envs.VecEnv(env, n),  # plain jax.vmap of gymnax's reset/step
+    "episode_statistics": lambda env, n: envs.VecEnv(envs.EpisodeStatistics(env), n),
+    "normalize_observation": lambda env, n: envs.NormalizeObservation(envs.VecEnv(env, n)),
+    "scale_reward": lambda env, n: envs.ScaleReward(envs.VecEnv(env, n), 0.99),
+    "wrapped": lambda env, n: envs.ScaleReward(
+        envs.NormalizeObservation(envs.VecEnv(envs.EpisodeStatistics(env), n)), 0.99
+    ),
+}
+
+
+def make_run(env_id: str, num_envs: int, num_steps: int, variant: str):
     """A jittable function key -> checksum that steps `num_envs` envs `num_steps` times."""
     env, params = envs.make(env_id)
     space = env.action_space(params)
-    if wrapped:
-        vec = envs.ScaleReward(
-            envs.NormalizeObservation(envs.VecEnv(envs.EpisodeStatistics(env), num_envs)), 0.99
-        )
-    else:
-        vec = envs.VecEnv(env, num_envs)  # plain jax.vmap of gymnax's reset and step
+    vec = STACKS[variant](env, num_envs)
 
     def run(key):
         key, key_reset = jax.random.split(key)
@@ -58,8 +64,8 @@ def make_run(env_id: str, num_envs: int, num_steps: int, wrapped: bool):
     return run
 
 
-def measure(env_id: str, num_envs: int, num_steps: int, wrapped: bool) -> dict:
-    run = jax.jit(make_run(env_id, num_envs, num_steps, wrapped))
+def measure(env_id: str, num_envs: int, num_steps: int, variant: str) -> dict:
+    run = jax.jit(make_run(env_id, num_envs, num_steps, variant))
     key = jax.random.key(0)
     start = time.perf_counter()
     compiled = run.lower(key).compile()
@@ -72,7 +78,7 @@ def measure(env_id: str, num_envs: int, num_steps: int, wrapped: bool) -> dict:
         times.append(time.perf_counter() - start)
     run_s = sorted(times)[1]
     return {
-        "variant": "wrapped" if wrapped else "raw_gymnax",
+        "variant": variant,
         "num_envs": num_envs,
         "num_steps": num_steps,
         "compile_seconds": compile_s,
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env-id", default="CartPole-v1")
     parser.add_argument("--num-envs", default="1,16,256,4096,65536", help="comma-separated")
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--breakdown", action="store_true", help="also time each wrapper alone")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/<device>-env-throughput.json)")
     args = parser.parse_args(argv)
 
@@ -106,11 +113,17 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     print(f"{'envs':>9} {'raw steps/s':>14} {'wrapped steps/s':>16} {'overhead':>9}")
     for n in (int(x) for x in args.num_envs.split(",")):
-        raw = measure(args.env_id, n, args.steps, wrapped=False)
-        wrapped = measure(args.env_id, n, args.steps, wrapped=True)
+        raw = measure(args.env_id, n, args.steps, "raw_gymnax")
+        wrapped = measure(args.env_id, n, args.steps, "wrapped")
         overhead = 1.0 - wrapped["env_steps_per_second"] / raw["env_steps_per_second"]
         rows += [raw, wrapped]
         print(f"{n:>9} {raw['env_steps_per_second']:>14,.0f} {wrapped['env_steps_per_second']:>16,.0f} {overhead:>8.1%}", flush=True)
+        if args.breakdown:
+            for variant in ("episode_statistics", "normalize_observation", "scale_reward"):
+                alone = measure(args.env_id, n, args.steps, variant)
+                rows.append(alone)
+                cost = 1.0 - alone["env_steps_per_second"] / raw["env_steps_per_second"]
+                print(f"{'':>9} {variant} alone: {alone['env_steps_per_second']:,.0f} steps/s ({cost:.1%})", flush=True)
 
     name = hw["device_kind"].lower().replace(" ", "-")
     out = args.out or Path(__file__).parent / "results" / f"{name}-env-throughput-{args.env_id}.json"

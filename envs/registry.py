@@ -7,16 +7,22 @@ import difflib
 
 import gymnax
 
+from envs import brax_adapter
 from envs.known import KNOWN_ENVS
 
 
 def registered() -> list[str]:
-    """Every environment id `make` accepts, sorted: gymnax's registry and envs' own."""
-    return sorted({*gymnax.registered_envs, *KNOWN_ENVS})
+    """Every environment id `make` accepts, sorted: gymnax's registry, envs' own, and
+    "brax/<name>" when the brax extra is installed."""
+    brax_ids = [brax_adapter.PREFIX + n for n in brax_adapter.BRAX_ENVS] if brax_adapter.available() else []
+    return sorted({*gymnax.registered_envs, *KNOWN_ENVS, *brax_ids})
 
 
 def unknown_env_message(env_id: str) -> str:
     """The error text for an id that is not registered, with close matches."""
+    name = env_id[len(brax_adapter.PREFIX):] if env_id.startswith(brax_adapter.PREFIX) else None
+    if name in brax_adapter.BRAX_ENVS and not brax_adapter.available():
+        return f"env_id: {env_id} needs Brax, which is not installed: pip install 'purejaxvpg[brax]'."
     close = difflib.get_close_matches(env_id, registered(), n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return (
@@ -35,7 +41,12 @@ def make(env_id: str, **overrides):
     Returns:
         (env, params): a gymnax-style environment and its parameters.
     """
-    if env_id in KNOWN_ENVS:
+    if env_id.startswith(brax_adapter.PREFIX) and env_id[len(brax_adapter.PREFIX):] in brax_adapter.BRAX_ENVS:
+        if not brax_adapter.available():
+            raise ValueError(unknown_env_message(env_id))
+        env = brax_adapter.BraxEnv(env_id[len(brax_adapter.PREFIX):])
+        params = env.default_params
+    elif env_id in KNOWN_ENVS:
         env = KNOWN_ENVS[env_id]()
         params = env.default_params
     elif env_id in gymnax.registered_envs:

@@ -71,3 +71,21 @@ def test_continuous_actions_run_and_learned_log_std_exists():
     np.testing.assert_array_equal(result.metrics["episodes_finished"], [[0, 4, 0]] * 2)
     np.testing.assert_array_equal(result.metrics["episode_length"][:, 1:], 200.0)
     assert np.all(result.metrics["episode_return"][:, 1:] < 0)
+
+
+def test_observation_normalisation_and_reward_scaling_run_per_seed():
+    """With both batch wrappers on, returns are still the environment's own and the
+    normalisation statistics live in each seed's final state."""
+    config = pjv.Config(
+        env_id="Pendulum-v1", total_steps=4 * 100 * 3, num_envs=4, num_steps=100,
+        normalize_obs=True, scale_rewards=True, rescale_actions=True,
+    )
+    result = pjv.train(config, num_seeds=2)
+    for name, values in result.metrics.items():
+        assert np.all(np.isfinite(values)), name
+    # the 200-step episode returns are unscaled Pendulum returns (about -1200 at random)
+    assert np.all(result.metrics["episode_return"][:, 1] < -500)
+    env_state = result.final_state.runner.env_state  # ScaleReward -> NormalizeObservation -> ...
+    stats = env_state.env_state.stats
+    assert stats.mean.shape == (2, 3)
+    np.testing.assert_allclose(np.asarray(stats.count), 4 * (1 + 300))  # reset + 300 steps, 4 envs

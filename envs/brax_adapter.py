@@ -1,0 +1,97 @@
+"""Brax environments behind the gymnax >= 1.0 contract (optional: pip install purejaxvpg[brax]).
+
+`envs.make("brax/<name>")` gives an environment whose step auto-resets, reports the time
+limit as `truncated` (never as `terminated`), and keeps the pre-reset observation in
+info["final_observation"], exactly like the gymnax environments. Brax's own wrappers are
+not used: they fold the time limit into `done`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import spaces
+
+BRAX_ENVS = (
+    "ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup",
+    "inverted_double_pendulum", "inverted_pendulum", "pusher", "reacher", "swimmer", "walker2d",
+)
+PREFIX = "brax/"
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether the brax extra is installed (imported once)."""
+    try:
+        import brax.envs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@struct.dataclass
+class BraxParams:
+    max_steps_in_episode: int = 1000
+
+
+@struct.dataclass
+class BraxState:
+    brax_state: object
+    time: jax.Array  # steps taken in the current episode
+
+
+class BraxEnv:
+    """One Brax environment; actions in [-1, 1]^action_size, as Brax defines them."""
+
+    def __init__(self, name: str, backend: str = "generalized"):
+        from brax import envs as brax_envs
+
+        self.brax_name = name
+        self.backend = backend
+        self._env = brax_envs.get_environment(name, backend=backend)
+
+    @property
+    def name(self) -> str:
+        return PREFIX + self.brax_name
+
+    @property
+    def default_params(self) -> BraxParams:
+        return BraxParams()
+
+    def action_space(self, params=None):
+        return spaces.Box(-1.0, 1.0, (self._env.action_size,), jnp.float32)
+
+    def observation_space(self, params):
+        return spaces.Box(-jnp.inf, jnp.inf, (self._env.observation_size,), jnp.float32)
+
+    def reset(self, key, params=None):
+        brax_state = _strong(self._env.reset(jax.random.key_data(key) if _typed(key) else key))
+        return brax_state.obs, BraxState(brax_state, jnp.zeros((), jnp.int32))
+
+    def step(self, key, state: BraxState, action, params=None):
+        params = params or self.default_params
+        stepped = _strong(self._env.step(state.brax_state, action))
+        time = state.time + 1
+        terminated = stepped.done > 0.5  # Brax's own end condition (a fall), no time limit here
+        truncated = jnp.logical_and(time >= params.max_steps_in_episode, ~terminated)
+        done = jnp.logical_or(terminated, truncated)
+        obs_reset, state_reset = self.reset(key, params)
+        new_state = jax.tree.map(
+            lambda r, s: jnp.where(done, r, s), state_reset, BraxState(stepped, time)
+        )
+        obs = jnp.where(done, obs_reset, stepped.obs)
+        info = {"final_observation": stepped.obs, "terminated": terminated, "truncated": truncated}
+        return obs, new_state, stepped.reward, terminated, truncated, info
+
+
+def _strong(tree):
+    """Brax leaves some fields as Python floats; make every leaf a strongly typed array so
+    reset and step states have the same types (lax.scan carries require it)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)) if not hasattr(x, "dtype") else x, tree)
+
+
+def _typed(key) -> bool:
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
