@@ -27,6 +27,8 @@ class Wrapper:
         self.env = env
 
     def __getattr__(self, name):
+        if name == "env":  # not set yet (e.g. during copy): do not recurse
+            raise AttributeError(name)
         return getattr(self.env, name)
 
     def reset(self, key, params):

@@ -82,7 +82,12 @@ def setup(config: Config) -> Setup:
     config.validate()
     env, env_params = envs.make(config.env_id)
     env = envs.EpisodeStatistics(env)  # below every reward change: returns are the env's own
-    if config.rescale_actions and not envs.action_spec(env, env_params).discrete:
+    if config.rescale_actions:
+        if envs.action_spec(env, env_params).discrete:
+            raise ValueError(
+                f"rescale_actions: only for continuous (Box) action spaces; {config.env_id} "
+                "has a Discrete one."
+            )
         env = envs.RescaleAction(env)
     spec = envs.action_spec(env, env_params)
     obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)

@@ -68,6 +68,21 @@ def test_train_validates_before_compiling(monkeypatch):
         pjv.train(pjv.Config(), num_seeds=0)
 
 
+def test_action_space_mismatch_is_refused_before_compile():
+    with pytest.raises(ValueError, match="^rescale_actions: only for continuous"):
+        pjv.train(pjv.Config(env_id="CartPole-v1", rescale_actions=True), num_seeds=1)
+
+
+def test_brax_id_without_the_extra_or_unknown_name_is_clear():
+    import envs
+
+    with pytest.raises(ValueError, match="^env_id:"):
+        pjv.Config(env_id="brax/not_a_brax_env").validate()
+    if "brax/ant" not in envs.registered():  # extra not installed: say how to get it
+        with pytest.raises(ValueError, match="pip install 'purejaxvpg\\[brax\\]'"):
+            pjv.Config(env_id="brax/ant").validate()
+
+
 def test_run_that_cannot_fit_in_memory_is_refused_before_compile():
     with pytest.raises(ValueError, match="^num_seeds: .* GiB"):
         pjv.train(pjv.Config(num_envs=4096, num_steps=1024, total_steps=4096 * 1024), num_seeds=1_000_000)
