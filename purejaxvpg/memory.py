@@ -56,16 +56,14 @@ def device_bytes(device: jax.Device | None = None) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_fits(
-    config: Config, obs_shape: tuple[int, ...], action_size: int, num_seeds: int
-) -> None:
-    """Raise ValueError naming num_seeds when the estimate exceeds the device's memory."""
-    need = estimate_bytes(config, obs_shape, action_size, num_seeds)
+def seeds_that_fit(config: Config, obs_shape: tuple[int, ...], action_size: int) -> int:
+    """How many seeds one call can hold; raise ValueError when not even one fits."""
+    per_seed = estimate_bytes(config, obs_shape, action_size, 1)
     have = device_bytes()
-    if need > have:
-        per_seed = max(1, need // num_seeds)
+    if per_seed > have:
         raise ValueError(
-            f"num_seeds: {num_seeds} seeds need an estimated {need / 2**30:.1f} GiB but the "
-            f"device has {have / 2**30:.1f} GiB; at most {have // per_seed} seeds fit with "
-            f"num_envs * num_steps = {config.batch_size} and {config.num_updates} updates."
+            f"num_envs: one seed needs an estimated {per_seed / 2**30:.1f} GiB (num_envs * num_steps "
+            f"= {config.batch_size}, {config.num_updates} updates) but the device has "
+            f"{have / 2**30:.1f} GiB; lower num_envs or num_steps."
         )
+    return int(have // per_seed)

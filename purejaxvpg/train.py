@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from flax import struct
 
 import envs
 from purejaxvpg import advantages as adv_lib
+from purejaxvpg import chunks as chunks_lib
 from purejaxvpg import memory, metrics as metrics_lib, rollout, updates
 from purejaxvpg.config import Config
 from purejaxvpg.networks import Actor, Critic
@@ -224,7 +226,9 @@ class TrainResult:
     metrics: dict[str, np.ndarray]  # name -> [num_seeds, num_updates]
     final_state: TrainState
     compile_seconds: float
-    run_seconds: float
+    run_seconds: float  # summed over the chunks trained in this call
+    chunk_size: int = 0  # seeds per jitted call
+    chunks_loaded: int = 0  # chunks read back from results_dir instead of trained
 
     @property
     def params(self):
@@ -234,8 +238,9 @@ class TrainResult:
     @property
     def env_steps_per_second(self) -> float:
         """All seeds' environment steps over the run time (compile excluded)."""
-        steps = self.num_seeds * self.config.num_updates * self.config.batch_size
-        return steps / self.run_seconds
+        trained = self.num_seeds - self.chunks_loaded * self.chunk_size
+        steps = max(trained, 0) * self.config.num_updates * self.config.batch_size
+        return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
@@ -248,28 +253,65 @@ def train(
     num_seeds: int = 1,
     seed: int = 0,
     keys: jax.Array | None = None,
+    chunk_size: int | None = None,
+    results_dir: str | Path | None = None,
 ) -> TrainResult:
-    """Train `num_seeds` independent seeds in one jitted, vmapped call.
+    """Train `num_seeds` independent seeds in jitted, vmapped calls.
 
     `keys` (shape [num_seeds]) overrides `seed`; seed i always gets `seed_keys(seed, n)[i]`.
-    Compile time and run time are measured separately.
+    When the seeds would not fit in device memory (estimate, see memory.py), they run in
+    sequential chunks of `chunk_size` seeds (automatic unless given); a seed's result does
+    not depend on the chunk it ran in. With `results_dir`, every finished chunk is written
+    there at once, and a rerun of the same run loads finished chunks instead of training
+    them again. Compile time and run time are measured separately.
     """
     if keys is None:
-        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
-            raise ValueError(f"num_seeds: must be an integer >= 1, got {num_seeds!r}.")
+        _require_count("num_seeds", num_seeds)
         keys = seed_keys(seed, num_seeds)
     num_seeds = int(keys.shape[0])
     s = setup(config)
-    memory.check_fits(config, s.obs_shape, s.spec.size, num_seeds)
+    fit = memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
+    if chunk_size is None:
+        chunk_size = min(num_seeds, fit)
+    else:
+        _require_count("chunk_size", chunk_size)
+        if chunk_size > fit:
+            raise ValueError(
+                f"chunk_size: at most {fit} seeds fit in device memory (estimate), got {chunk_size}."
+            )
+        chunk_size = min(chunk_size, num_seeds)
 
     run = jax.jit(jax.vmap(_make_train(s)))
     start = time.perf_counter()
-    compiled = run.lower(keys).compile()
+    compiled = run.lower(keys[:chunk_size]).compile()
     compile_seconds = time.perf_counter() - start
 
-    start = time.perf_counter()
-    final_state, metrics = jax.block_until_ready(compiled(keys))
-    run_seconds = time.perf_counter() - start
+    store = chunks_lib.ChunkStore(results_dir, config, keys) if results_dir is not None else None
+    abstract = jax.eval_shape(run, keys[:chunk_size])
+    parts, run_seconds, loaded = [], 0.0, 0
+    for first in range(0, num_seeds, chunk_size):
+        last = min(first + chunk_size, num_seeds)
+        saved = store.load(first, last, abstract) if store else None
+        if saved is not None:
+            parts.append(saved)
+            loaded += 1
+            continue
+        chunk_keys = keys[first:last]
+        if last - first < chunk_size:  # pad the last chunk: same shape, no second compile
+            pad = jnp.broadcast_to(chunk_keys[-1:], (chunk_size - (last - first),))
+            chunk_keys = jnp.concatenate([chunk_keys, pad])
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(chunk_keys))
+        run_seconds += time.perf_counter() - start
+        if num_seeds > chunk_size:  # several chunks: keep finished ones on the host
+            out = jax.tree.map(lambda x: chunks_lib.to_host(x, last - first), out)
+        if store:
+            store.save(first, last, out)
+        parts.append(out)
+
+    final_state, metrics = parts[0] if len(parts) == 1 else jax.tree.map(
+        chunks_lib.concatenate, *parts
+    )
     return TrainResult(
         config=config,
         num_seeds=num_seeds,
@@ -277,4 +319,11 @@ def train(
         final_state=final_state,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
+        chunk_size=chunk_size,
+        chunks_loaded=loaded,
     )
+
+
+def _require_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: must be an integer >= 1, got {value!r}.")

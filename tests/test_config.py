@@ -83,6 +83,12 @@ def test_brax_id_without_the_extra_or_unknown_name_is_clear():
             pjv.Config(env_id="brax/ant").validate()
 
 
-def test_run_that_cannot_fit_in_memory_is_refused_before_compile():
-    with pytest.raises(ValueError, match="^num_seeds: .* GiB"):
-        pjv.train(pjv.Config(num_envs=4096, num_steps=1024, total_steps=4096 * 1024), num_seeds=1_000_000)
+def test_run_where_not_even_one_seed_fits_is_refused_before_compile():
+    with pytest.raises(ValueError, match="^num_envs: one seed needs .* GiB"):
+        pjv.train(pjv.Config(num_envs=65536, num_steps=1024, total_steps=65536 * 1024), num_seeds=4)
+
+
+def test_chunk_size_larger_than_memory_allows_is_refused():
+    config = pjv.Config(num_envs=4096, num_steps=1024, total_steps=4096 * 1024)
+    with pytest.raises(ValueError, match="^chunk_size: at most"):
+        pjv.train(config, num_seeds=100, chunk_size=100)
