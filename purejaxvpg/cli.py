@@ -128,7 +128,27 @@ def main(argv: list[str] | None = None) -> int:
     train_parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     train_parser.add_argument("--out", type=Path, default=None, help="run directory for config.json and metrics.csv")
     _add_config_flags(train_parser)
+    bench_parser = commands.add_parser("bench", help="throughput across seeds and presets")
+    bench_parser.add_argument("--preset", action="append", default=None,
+                              help="cartpole-500k or defaults; repeat for several (default: both)")
+    bench_parser.add_argument("--num-seeds", default="1,16,256,1024,4096,8192",
+                              help="comma-separated seed counts (default: 1,16,256,1024,4096,8192)")
+    bench_parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                              help="folder for <hardware>-throughput.json and .png")
     args = parser.parse_args(argv)
+
+    if args.command == "bench":
+        from purejaxvpg import bench
+
+        presets = args.preset or list(bench.PRESETS)
+        unknown = [p for p in presets if p not in bench.PRESETS]
+        if unknown:
+            print(f"purejaxvpg: error: preset: unknown {unknown}; allowed: {list(bench.PRESETS)}", file=sys.stderr)
+            return 2
+        seeds = [int(x) for x in args.num_seeds.split(",")]
+        path = bench.run(presets, seeds, args.out)
+        print(f"wrote {path}")
+        return 0
 
     from purejaxvpg.train import train
 

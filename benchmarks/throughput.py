@@ -1,0 +1,8 @@
+"""`python -m benchmarks.throughput`: the same harness as `purejaxvpg bench`."""
+
+import sys
+
+from purejaxvpg.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", *sys.argv[1:]]))
