@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 import envs
+from purejaxvpg.bench import hardware, hardware_name
 
 
 STACKS = {
@@ -88,18 +88,6 @@ def measure(env_id: str, num_envs: int, num_steps: int, variant: str) -> dict:
     }
 
 
-def hardware() -> dict:
-    device = jax.devices()[0]
-    return {
-        "backend": jax.default_backend(),
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "jax": jax.__version__,
-        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
-        "processor": platform.processor() or platform.machine(),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="CartPole-v1")
@@ -125,8 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                 cost = 1.0 - alone["env_steps_per_second"] / raw["env_steps_per_second"]
                 print(f"{'':>9} {variant} alone: {alone['env_steps_per_second']:,.0f} steps/s ({cost:.1%})", flush=True)
 
-    name = hw["device_kind"].lower().replace(" ", "-")
-    out = args.out or Path(__file__).parent / "results" / f"{name}-env-throughput-{args.env_id}.json"
+    out = args.out or Path(__file__).parent / "results" / f"{hardware_name(hw)}-env-throughput-{args.env_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env_id": args.env_id, "hardware": hw, "points": rows}, indent=2) + "\n")
     print(f"wrote {out}")
