@@ -286,8 +286,10 @@ def train(
     compiled = run.lower(keys[:chunk_size]).compile()
     compile_seconds = time.perf_counter() - start
 
-    store = chunks_lib.ChunkStore(results_dir, config, keys) if results_dir is not None else None
-    abstract = jax.eval_shape(run, keys[:chunk_size])
+    store, abstract = None, None
+    if results_dir is not None:  # the output structure restores saved chunks' PRNG keys
+        store = chunks_lib.ChunkStore(results_dir, config, keys)
+        abstract = jax.eval_shape(run, keys[:chunk_size])
     parts, run_seconds, loaded = [], 0.0, 0
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
