@@ -229,6 +229,7 @@ class TrainResult:
     run_seconds: float  # summed over the chunks trained in this call
     chunk_size: int = 0  # seeds per jitted call
     chunks_loaded: int = 0  # chunks read back from results_dir instead of trained
+    seeds_trained: int = 0  # seeds trained in this call (the rest were loaded)
 
     @property
     def params(self):
@@ -238,8 +239,7 @@ class TrainResult:
     @property
     def env_steps_per_second(self) -> float:
         """All seeds' environment steps over the run time (compile excluded)."""
-        trained = self.num_seeds - self.chunks_loaded * self.chunk_size
-        steps = max(trained, 0) * self.config.num_updates * self.config.batch_size
+        steps = self.seeds_trained * self.config.num_updates * self.config.batch_size
         return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
 
 
@@ -290,7 +290,7 @@ def train(
     if results_dir is not None:  # the output structure restores saved chunks' PRNG keys
         store = chunks_lib.ChunkStore(results_dir, config, keys)
         abstract = jax.eval_shape(run, keys[:chunk_size])
-    parts, run_seconds, loaded = [], 0.0, 0
+    parts, run_seconds, loaded, trained = [], 0.0, 0, 0
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
         saved = store.load(first, last, abstract) if store else None
@@ -305,6 +305,7 @@ def train(
         start = time.perf_counter()
         out = jax.block_until_ready(compiled(chunk_keys))
         run_seconds += time.perf_counter() - start
+        trained += last - first
         if num_seeds > chunk_size:  # several chunks: keep finished ones on the host
             out = jax.tree.map(lambda x: chunks_lib.to_host(x, last - first), out)
         if store:
@@ -323,6 +324,7 @@ def train(
         run_seconds=run_seconds,
         chunk_size=chunk_size,
         chunks_loaded=loaded,
+        seeds_trained=trained,
     )
 
 

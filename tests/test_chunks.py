@@ -24,7 +24,7 @@ def test_finished_chunks_are_written_and_reused(tiny_config, tmp_path):
     assert files == ["chunk-0000000-0000002.npz", "chunk-0000002-0000004.npz", "chunk-0000004-0000006.npz"]
     (tmp_path / files[-1]).unlink()  # as if the run had been killed during its last chunk
     again = pjv.train(tiny_config, num_seeds=6, chunk_size=2, results_dir=tmp_path)
-    assert again.chunks_loaded == 2
+    assert again.chunks_loaded == 2 and again.seeds_trained == 2
     for name in pjv.METRIC_NAMES:
         np.testing.assert_array_equal(again.metrics[name], first.metrics[name], err_msg=name)
     jax.tree.map(np.testing.assert_array_equal, again.params, first.params)
