@@ -21,6 +21,27 @@ class StepState(environment.EnvState):
     time: int
 
 
+class OneStepTask(environment.Environment):
+    """A task whose every episode is one step from a constant observation [1.0].
+
+    Subclasses give `reward(key, action, params)`; the episode always terminates.
+    """
+
+    def reward(self, key, action, params):
+        raise NotImplementedError  # abstract: each task defines its reward
+
+    def step_env(self, key, state, action, params):
+        new_state = StepState(position=state.position, time=state.time + 1)
+        obs = jnp.ones((1,), jnp.float32)
+        return obs, new_state, self.reward(key, action, params), jnp.array(True), {}
+
+    def reset_env(self, key, params):
+        return jnp.ones((1,), jnp.float32), StepState(position=jnp.int32(0), time=0)
+
+    def observation_space(self, params):
+        return spaces.Box(1.0, 1.0, (1,), jnp.float32)
+
+
 @struct.dataclass
 class BanditParams(environment.EnvParams):
     arm_means: jax.Array = struct.field(default_factory=lambda: jnp.array([0.2, 0.5, 0.9, 0.4]))
@@ -28,7 +49,7 @@ class BanditParams(environment.EnvParams):
     max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
 
 
-class MultiArmedBandit(environment.Environment):
+class MultiArmedBandit(OneStepTask):
     """One step per episode; pulling arm k pays arm_means[k] + N(0, noise_std^2).
 
     Optimal return: max(arm_means) = 0.9 with the default parameters (arm 2).
@@ -41,20 +62,12 @@ class MultiArmedBandit(environment.Environment):
     def default_params(self) -> BanditParams:
         return BanditParams()
 
-    def step_env(self, key, state, action, params):
-        reward = params.arm_means[action] + params.noise_std * jax.random.normal(key)
-        new_state = StepState(position=state.position, time=state.time + 1)
-        return jnp.ones((1,), jnp.float32), new_state, reward, jnp.array(True), {}
-
-    def reset_env(self, key, params):
-        return jnp.ones((1,), jnp.float32), StepState(position=jnp.int32(0), time=0)
+    def reward(self, key, action, params):
+        return params.arm_means[action] + params.noise_std * jax.random.normal(key)
 
     def action_space(self, params=None):
         params = params or self.default_params
         return spaces.Discrete(params.arm_means.shape[0])
-
-    def observation_space(self, params):
-        return spaces.Box(1.0, 1.0, (1,), jnp.float32)
 
     @property
     def name(self) -> str:
@@ -67,7 +80,7 @@ class TargetParams(environment.EnvParams):
     max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
 
 
-class ContinuousTarget(environment.Environment):
+class ContinuousTarget(OneStepTask):
     """One step per episode; action a in [-2, 2] pays -(a - target)^2.
 
     The optimal action is a = target (0.7); the optimal return is 0. A Gaussian policy
@@ -80,19 +93,11 @@ class ContinuousTarget(environment.Environment):
     def default_params(self) -> TargetParams:
         return TargetParams()
 
-    def step_env(self, key, state, action, params):
-        reward = -jnp.sum((action - params.target) ** 2)
-        new_state = StepState(position=state.position, time=state.time + 1)
-        return jnp.ones((1,), jnp.float32), new_state, reward, jnp.array(True), {}
-
-    def reset_env(self, key, params):
-        return jnp.ones((1,), jnp.float32), StepState(position=jnp.int32(0), time=0)
+    def reward(self, key, action, params):
+        return -jnp.sum((action - params.target) ** 2)
 
     def action_space(self, params=None):
         return spaces.Box(-2.0, 2.0, (1,), jnp.float32)
-
-    def observation_space(self, params):
-        return spaces.Box(1.0, 1.0, (1,), jnp.float32)
 
     @property
     def name(self) -> str:
