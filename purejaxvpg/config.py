@@ -135,7 +135,7 @@ class Config:
         if not isinstance(self.env_id, str) or self.env_id not in registered():
             raise ValueError(unknown_env_message(str(self.env_id)))
         for name in ("total_steps", "num_envs", "num_steps", "value_iters"):
-            _require_int(name, getattr(self, name), low=1)
+            require_int(name, getattr(self, name), low=1)
         if self.total_steps > 2**31 - 1:
             raise ValueError(
                 f"total_steps: must be <= {2**31 - 1} (env steps are counted in int32), "
@@ -179,7 +179,8 @@ class Config:
         return self
 
 
-def _require_int(name: str, value, low: int) -> None:
+def require_int(name: str, value, low: int) -> None:
+    """ValueError naming `name` unless `value` is an int (not a bool) >= low."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}.")
 

@@ -22,7 +22,7 @@ import envs
 from purejaxvpg import advantages as adv_lib
 from purejaxvpg import chunks as chunks_lib
 from purejaxvpg import memory, metrics as metrics_lib, rollout, updates
-from purejaxvpg.config import Config
+from purejaxvpg.config import Config, require_int
 from purejaxvpg.networks import Actor, Critic
 
 METRIC_NAMES = (
@@ -266,7 +266,7 @@ def train(
     them again. Compile time and run time are measured separately.
     """
     if keys is None:
-        _require_count("num_seeds", num_seeds)
+        require_int("num_seeds", num_seeds, low=1)
         keys = seed_keys(seed, num_seeds)
     num_seeds = int(keys.shape[0])
     s = setup(config)
@@ -274,7 +274,7 @@ def train(
     if chunk_size is None:
         chunk_size = min(num_seeds, fit)
     else:
-        _require_count("chunk_size", chunk_size)
+        require_int("chunk_size", chunk_size, low=1)
         if chunk_size > fit:
             raise ValueError(
                 f"chunk_size: at most {fit} seeds fit in device memory (estimate), got {chunk_size}."
@@ -327,7 +327,3 @@ def train(
         seeds_trained=trained,
     )
 
-
-def _require_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: must be an integer >= 1, got {value!r}.")
