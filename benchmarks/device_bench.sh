@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Issue 4's throughput sweep on a GPU machine (CUDA JAX, flax, optax, chex there; gymnax,
 # gymnasium and farama-notifications carried as wheels in .whl/, see device_run.sh).
-# Writes <hardware>-throughput.json and .png under $OUT (copy them to benchmarks/results/).
+# Writes <hardware>-wide-throughput.json (first, so it is there even if the sweep runs out
+# of time), then <hardware>-throughput.json, each with its .png, under $OUT (copy them to
+# benchmarks/results/). Every point records achieved steps/s next to the compute-bound
+# estimate (measured matmul FLOP/s / XLA's FLOPs per env step) and the fraction.
 set -euo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
-python3 -m benchmarks.throughput --num-seeds "${SEEDS:-1,16,256,1024,4096,8192}" --out "${OUT:-/tmp/out}"
+OUT=${OUT:-/tmp/out}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+
+echo "== wide: CartPole-v1, 64 envs x 128 steps per seed, 1 to 1024 seeds =="
+python3 -m benchmarks.throughput --preset wide --num-seeds "${WIDE_SEEDS:-1,16,1024}" --out "$OUT"
+
+echo "== every preset, 1 to 8192 seeds =="
+python3 -m benchmarks.throughput --num-seeds "${SEEDS:-1,16,256,1024,4096,8192}" --out "$OUT"

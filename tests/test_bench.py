@@ -1,14 +1,37 @@
 """The throughput harness records what it promises (timings are never asserted)."""
 
+import dataclasses
 import json
+
+import jax
+import jax.numpy as jnp
+import pytest
 
 import purejaxvpg as pjv
 from purejaxvpg import bench, cli
 
+ESTIMATE_FIELDS = ("flops_per_env_step", "compute_bound_env_steps_per_second", "fraction_of_compute_bound")
 
-def test_measure_records_every_field(tiny_config):
-    point = bench.measure(tiny_config, num_seeds=2)
-    for field in ("compile_seconds", "run_seconds", "env_steps_per_second", "final_return_mean", "peak_device_bytes"):
+
+@pytest.fixture(scope="module")
+def bench_record(tmp_path_factory, tiny_config):
+    """One `purejaxvpg bench` of a tiny preset at 1 and 2 seeds (a small matmul for the peak)."""
+    out = tmp_path_factory.mktemp("bench")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(bench.PRESETS, "tiny", tiny_config)
+        mp.setattr(bench, "default_matmul_size", lambda: 256)
+        assert cli.main(["bench", "--preset", "tiny", "--num-seeds", "1,2", "--out", str(out)]) == 0
+    files = list(out.glob("*-throughput.json"))
+    assert len(files) == 1
+    return files[0], json.loads(files[0].read_text())
+
+
+def test_measure_records_every_field(bench_record):
+    point = bench_record[1]["runs"][0]["points"][1]  # bench.measure(tiny_config, num_seeds=2)
+    for field in (
+        "compile_seconds", "run_seconds", "env_steps_per_second", "final_return_mean", "peak_device_bytes",
+        "xla_flops_per_env_step_loop_bodies_once", *ESTIMATE_FIELDS,
+    ):
         assert field in point, field
     assert point["run_seconds"] > 0 and point["num_seeds"] == 2
 
@@ -18,18 +41,93 @@ def test_points_that_cannot_fit_are_skipped_not_crashed():
     assert "skipped" in bench.measure(huge, num_seeds=10_000)
 
 
-def test_bench_command_writes_json_named_after_hardware(tmp_path, monkeypatch, tiny_config):
-    monkeypatch.setitem(bench.PRESETS, "tiny", tiny_config)
-    assert cli.main(["bench", "--preset", "tiny", "--num-seeds", "1,2", "--out", str(tmp_path)]) == 0
-    files = list(tmp_path.glob("*-throughput.json"))
-    assert len(files) == 1 and files[0].name.startswith(bench.hardware_name(bench.hardware()))
-    record = json.loads(files[0].read_text())
+def test_bench_command_writes_json_named_after_hardware(bench_record, tiny_config):
+    path, record = bench_record
+    assert path.name == f"{bench.hardware_name(bench.hardware())}-tiny-throughput.json"  # a subset of presets
     assert record["hardware"]["backend"] and record["runs"][0]["preset"] == "tiny"
     assert [p["num_seeds"] for p in record["runs"][0]["points"]] == [1, 2]
     assert record["runs"][0]["config"]["num_envs"] == tiny_config.num_envs
+
+
+def test_bench_record_sets_every_point_against_the_compute_bound(bench_record):
+    record = bench_record[1]
+    peak = record["matmul_peak"]
+    assert peak["n"] == 256 and peak["flops_per_second"] == pytest.approx(2 * 256**3 / peak["seconds_median"])
+    assert peak["flops_per_second"] == max(peak["samples_flops_per_second"])  # before and after
+    assert peak["xla_flops_over_2n3"] == 1.0 and record["flops_source"] == "compiled"  # on the CPU
+    run = record["runs"][0]
+    assert run["flops_per_env_step"] == run["flops_per_env_step_compiled"]
+    assert run["flops_per_env_step_before_optimisation"] == pytest.approx(run["flops_per_env_step"], rel=0.05)
+    for point in run["points"]:
+        assert point["flops_per_env_step"] == run["flops_per_env_step"] > 0
+        bound = peak["flops_per_second"] / point["flops_per_env_step"]
+        assert point["compute_bound_env_steps_per_second"] == pytest.approx(bound)
+        assert point["fraction_of_compute_bound"] == pytest.approx(point["env_steps_per_second"] / bound)
+        # XLA's own figure counts each loop body once: far below the loop-aware count
+        assert point["xla_flops_per_env_step_loop_bodies_once"] < point["flops_per_env_step"] / 10
+
+
+def test_xla_flops_of_a_matmul_is_2mnk():
+    m, k, n = 64, 32, 16
+    assert bench.xla_flops(jnp.matmul, jnp.ones((m, k)), jnp.ones((k, n))) == 2 * m * n * k
+
+
+def test_xla_flops_do_not_depend_on_the_backend_optimisation_level():
+    def mlp(x, w1, w2):
+        return jnp.tanh(x @ w1 + 1.0) @ w2
+
+    args = (jnp.ones((64, 8)), jnp.ones((8, 32)), jnp.ones((32, 4)))
+    default = bench._flops_of(jax.jit(mlp).lower(*args).compile())  # what bench.measure compiles
+    assert bench.xla_flops(mlp, *args) == default >= 2 * 64 * (8 * 32 + 32 * 4)
+
+
+def test_loop_aware_flops_multiply_every_loop_body_by_its_trip_count():
+    w = jnp.ones((32, 32))
+    one = 2 * 8 * 32 * 32  # flops of one (8, 32) @ (32, 32)
+
+    def f(x):
+        def inner(c, _):
+            return c @ w, None
+
+        def outer(c, _):
+            return jax.lax.scan(inner, c, None, length=3)[0] @ w, None
+
+        x = jax.lax.scan(outer, x, None, length=5)[0]
+        x = jax.lax.scan(inner, x, None, length=0)[0]  # deleted by XLA: 0 flops
+        return jax.lax.scan(inner, x, None, length=1)[0]  # inlined by XLA: 1 matmul
+
+    x = jnp.ones((8, 32))
+    assert bench.loop_aware_flops(f, x).flops == (5 * (3 + 1) + 1) * one
+    # what bench.py's comment says of this jax: each loop body once, loops of 0 trips gone
+    assert bench.xla_flops(f, x) < 4 * one
+
+
+def test_flops_per_env_step_of_the_mlp_match_a_hand_count():
+    """Wide hidden layers, so the matmuls dominate; many updates, so the init is noise.
+
+    Matmul FLOPs per env step (2 per multiply-add), layers d -> h -> h -> out, h^2 terms:
+    rollout actor forward 2h^2; critic on s and s' 4h^2; policy step forward, weight grads
+    and input grads 6h^2, then the approx-KL forward with the new parameters 2h^2; one
+    value step 6h^2: 20h^2. The d x h and h x out layers (d = 4, a = 2 actions) add
+    rollout 2(dh + ha) + critic 4(dh + h) + policy 3 * 2(dh + ha) + 2ha + KL 2(dh + ha)
+    + value 2 * 2(dh + h) + 2h = 94h. The rest (env step, activations, Adam over ~2h^2
+    parameters per 128-step batch) is a few percent more.
+    """
+    h = 256
+    config = pjv.Config(
+        env_id="CartPole-v1", num_envs=4, num_steps=32, total_steps=4 * 32 * 1000, value_iters=1,
+        hidden_sizes=(h, h),
+    )
+    hand = 20 * h * h + 94 * h
+    assert hand <= bench.flops_per_env_step(config) <= 1.05 * hand
 
 
 def test_reference_preset_is_the_design_config():
     ref = bench.PRESETS["cartpole-500k"]
     assert (ref.env_id, ref.num_envs, ref.num_steps, ref.total_steps) == ("CartPole-v1", 4, 128, 500_000)
     assert ref.hidden_sizes == (64, 64) and ref.value_iters == 1
+
+
+def test_wide_preset_is_the_reference_config_with_64_envs():
+    wide, ref = bench.PRESETS["wide"], bench.PRESETS["cartpole-500k"]
+    assert wide.num_envs == 64 and dataclasses.replace(wide, num_envs=ref.num_envs) == ref
