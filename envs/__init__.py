@@ -19,6 +19,7 @@ from envs.wrappers import (
     ScaleReward,
     VecEnv,
     Wrapper,
+    observation_stats,
 )
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "Wrapper",
     "action_spec",
     "make",
+    "observation_stats",
     "registered",
 ]

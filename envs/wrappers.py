@@ -212,6 +212,17 @@ class NormalizeObservation(Wrapper):
         return self.normalize(stats, obs), new_state, reward, terminated, truncated, info
 
 
+def observation_stats(state) -> RunningMeanStd | None:
+    """The NormalizeObservation statistics inside a (possibly wrapped) environment state,
+    or None when the stack does not normalise observations. Used to evaluate a trained
+    policy with the statistics it was trained with."""
+    while state is not None:
+        if isinstance(state, NormalizeObservationState):
+            return state.stats
+        state = getattr(state, "env_state", None)
+    return None
+
+
 @struct.dataclass
 class ScaleRewardState:
     env_state: object

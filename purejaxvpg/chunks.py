@@ -17,13 +17,15 @@ import numpy as np
 
 
 class ChunkStore:
-    def __init__(self, results_dir: str | Path, config, keys: jax.Array):
+    def __init__(self, results_dir: str | Path, config, keys: jax.Array, hparams=None):
         self.dir = Path(results_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         identity = {
             "config": dataclasses.asdict(config),
             "keys": np.asarray(jax.random.key_data(keys)).tolist(),
         }
+        if hparams is not None:  # a sweep: each run's hyperparameters are part of the run
+            identity["hparams"] = {k: np.asarray(v).tolist() for k, v in vars(hparams).items()}
         marker = self.dir / "run.json"
         if marker.exists():
             if json.loads(marker.read_text()) != json.loads(json.dumps(identity)):

@@ -116,6 +116,16 @@ class Config:
         "Learn the Gaussian log standard deviation as a parameter; False keeps it fixed at log_std_init.",
     )
 
+    # --- evaluation during training ---
+    eval_every: int = _field(
+        0,
+        "Evaluate every eval_every updates inside the jitted run (greedy and stochastic episodes); 0 turns it off.",
+    )
+    eval_episodes: int = _field(
+        16,
+        "Episodes per seed per evaluation, for each of the greedy and the stochastic policy.",
+    )
+
     @property
     def batch_size(self) -> int:
         """Transitions per update per seed."""
@@ -124,6 +134,37 @@ class Config:
     @property
     def num_updates(self) -> int:
         return self.total_steps // self.batch_size
+
+    @property
+    def num_evals(self) -> int:
+        """Evaluations during training: after updates eval_every, 2 * eval_every, ..."""
+        return self.num_updates // self.eval_every if self.eval_every else 0
+
+    @classmethod
+    def preset(cls, env_id: str, **overrides) -> "Config":
+        """The shipped configuration for `env_id` (see PRESETS), with `overrides` applied.
+
+        Environments without a preset get the defaults for their env_id.
+        """
+        fields = {**PRESETS.get(env_id, {}), **overrides}
+        return cls(env_id=env_id, **fields)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """A Config from plain values (a TOML file, a run's config.json): lists become
+        tuples, "none" clears max_grad_norm, and an unknown key is an error naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(
+                f"config: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}."
+            )
+        fixed = dict(values)
+        if isinstance(fixed.get("hidden_sizes"), list):
+            fixed["hidden_sizes"] = tuple(fixed["hidden_sizes"])
+        if isinstance(fixed.get("max_grad_norm"), str) and fixed["max_grad_norm"].lower() == "none":
+            fixed["max_grad_norm"] = None
+        return cls(**fixed)
 
     def validate(self) -> "Config":
         """Raise ValueError naming the field and its allowed range; return self if valid.
@@ -134,8 +175,9 @@ class Config:
 
         if not isinstance(self.env_id, str) or self.env_id not in registered():
             raise ValueError(unknown_env_message(str(self.env_id)))
-        for name in ("total_steps", "num_envs", "num_steps", "value_iters"):
+        for name in ("total_steps", "num_envs", "num_steps", "value_iters", "eval_episodes"):
             require_int(name, getattr(self, name), low=1)
+        require_int("eval_every", self.eval_every, low=0)
         if self.total_steps > 2**31 - 1:
             raise ValueError(
                 f"total_steps: must be <= {2**31 - 1} (env steps are counted in int32), "
@@ -196,3 +238,36 @@ def _require_unit_interval(name: str, value) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or not (0.0 <= value <= 1.0):
         raise ValueError(f"{name}: must be in [0, 1], got {value!r}.")
+
+
+# Hyperparameters that are plain numbers and may be batched arrays: a sweep vmaps over
+# them like over seeds (see HyperParams in train.py).
+SWEEPABLE = ("policy_lr", "value_lr", "gamma", "gae_lambda", "ent_coef", "value_iters")
+
+# Shipped per-environment settings (Config.preset). Anything not listed keeps its default.
+# Classic control: the defaults solve CartPole-v1 in 500k steps; the others get more steps
+# and, for continuous control, observation normalisation. Numbers of steps follow the
+# budgets the literature uses for these tasks (gymnax/PureJaxRL: 500k-1M classic control,
+# 10M MinAtar); they are starting points measured in benchmarks/returns.py, not a search.
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": {},
+    "Acrobot-v1": {"total_steps": 1_000_000},
+    "MountainCar-v0": {"total_steps": 1_000_000, "ent_coef": 0.01},
+    "Pendulum-v1": {"total_steps": 2_000_000},
+    "MountainCarContinuous-v0": {"total_steps": 1_000_000, "normalize_obs": True},
+    "Catch-bsuite": {"total_steps": 500_000},
+    "Breakout-MinAtar": {"total_steps": 5_000_000, "num_envs": 32, "num_steps": 128,
+                         "hidden_sizes": (256, 256), "activation": "relu", "ent_coef": 0.01},
+    "Asterix-MinAtar": {"total_steps": 5_000_000, "num_envs": 32, "num_steps": 128,
+                        "hidden_sizes": (256, 256), "activation": "relu", "ent_coef": 0.01},
+    "Freeway-MinAtar": {"total_steps": 5_000_000, "num_envs": 32, "num_steps": 128,
+                        "hidden_sizes": (256, 256), "activation": "relu", "ent_coef": 0.01},
+    "SpaceInvaders-MinAtar": {"total_steps": 5_000_000, "num_envs": 32, "num_steps": 128,
+                              "hidden_sizes": (256, 256), "activation": "relu", "ent_coef": 0.01},
+    "brax/halfcheetah": {"total_steps": 10_000_000, "num_envs": 64, "num_steps": 64,
+                         "normalize_obs": True, "scale_rewards": True, "rescale_actions": True,
+                         "hidden_sizes": (256, 256), "value_lr": 1e-3},
+    "brax/hopper": {"total_steps": 10_000_000, "num_envs": 64, "num_steps": 64,
+                    "normalize_obs": True, "scale_rewards": True, "rescale_actions": True,
+                    "hidden_sizes": (256, 256), "value_lr": 1e-3},
+}

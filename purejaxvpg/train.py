@@ -21,8 +21,9 @@ from flax import struct
 import envs
 from purejaxvpg import advantages as adv_lib
 from purejaxvpg import chunks as chunks_lib
-from purejaxvpg import memory, metrics as metrics_lib, rollout, updates
-from purejaxvpg.config import Config, require_int
+from purejaxvpg import envstack, memory, metrics as metrics_lib, rollout, updates
+from purejaxvpg.config import SWEEPABLE, Config, require_int
+from purejaxvpg.evaluate import EVAL_METRIC_NAMES, make_evaluate
 from purejaxvpg.networks import Actor, Critic
 
 METRIC_NAMES = (
@@ -55,6 +56,27 @@ class TrainState:
     runner: rollout.EnvRunnerState
     episodes: metrics_lib.EpisodeSummary  # last summary, carried when no episode ends
     update: jax.Array  # number of updates done
+    eval_key: jax.Array  # evaluation's own key: evaluating never changes training's stream
+
+
+@struct.dataclass
+class HyperParams:
+    """The plain-number hyperparameters (config.SWEEPABLE) a sweep may batch.
+
+    Leaves are Python numbers (compiled in as constants: a normal run) or arrays with a
+    leading [runs] axis vmapped like seeds (a sweep; see `train(..., hparams=...)`).
+    """
+
+    policy_lr: object
+    value_lr: object
+    gamma: object
+    gae_lambda: object
+    ent_coef: object
+    value_iters: object
+
+    @classmethod
+    def from_config(cls, config: Config) -> "HyperParams":
+        return cls(**{name: getattr(config, name) for name in SWEEPABLE})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,70 +84,63 @@ class Setup:
     """The static pieces `make_train` builds from a config (no arrays that vary by seed)."""
 
     config: Config
-    env: object
-    env_params: object
-    spec: envs.ActionSpec
-    obs_shape: tuple[int, ...]
+    stack: envstack.EnvStack
     actor: Actor
     critic: Critic
-    actor_optimizer: optax.GradientTransformation
-    critic_optimizer: optax.GradientTransformation
+
+    @property
+    def env(self):
+        return self.stack.env
+
+    @property
+    def env_params(self):
+        return self.stack.env_params
+
+    @property
+    def spec(self) -> envs.ActionSpec:
+        return self.stack.spec
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return self.stack.obs_shape
 
 
-def _optimizer(lr: float, num_steps: int, config: Config) -> optax.GradientTransformation:
-    """Adam, optionally after global-norm clipping, with an optional linear decay to 0."""
-    schedule = optax.linear_schedule(lr, 0.0, num_steps) if config.anneal_lr else lr
+def _optimizer(lr, num_steps, config: Config) -> optax.GradientTransformation:
+    """Adam, optionally after global-norm clipping, with an optional linear decay to 0.
+
+    `lr` and `num_steps` may be traced (a sweep), so the decay is written out:
+    lr_k = lr * max(0, 1 - k / num_steps) after k optimizer steps.
+    """
+    if config.anneal_lr:
+        schedule = lambda k: lr * jnp.clip(1.0 - k / num_steps, 0.0, 1.0)  # noqa: E731
+    else:
+        schedule = lr
     clip = [optax.clip_by_global_norm(config.max_grad_norm)] if config.max_grad_norm else []
     return optax.chain(*clip, optax.adam(schedule))
 
 
 def setup(config: Config) -> Setup:
-    """Validate the config and build environment, networks and optimizers (no compile)."""
+    """Validate the config and build environment and networks (no compile)."""
     config.validate()
-    env, env_params = envs.make(config.env_id)
-    env = envs.EpisodeStatistics(env)  # below every reward change: returns are the env's own
-    if config.rescale_actions:
-        if envs.action_spec(env, env_params).discrete:
-            raise ValueError(
-                f"rescale_actions: only for continuous (Box) action spaces; {config.env_id} "
-                "has a Discrete one."
-            )
-        env = envs.RescaleAction(env)
-    spec = envs.action_spec(env, env_params)
-    obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)
-    env = envs.VecEnv(env, config.num_envs)
-    if config.normalize_obs:
-        env = envs.NormalizeObservation(env)
-    if config.scale_rewards:
-        env = envs.ScaleReward(env, config.gamma)
+    stack = envstack.build(config, config.num_envs)
     actor = Actor(
         hidden_sizes=config.hidden_sizes,
-        action_size=spec.size,
-        discrete=spec.discrete,
+        action_size=stack.spec.size,
+        discrete=stack.spec.discrete,
         activation=config.activation,
         log_std_init=config.log_std_init,
         learn_log_std=config.learn_log_std,
     )
     critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
-    return Setup(
-        config=config,
-        env=env,
-        env_params=env_params,
-        spec=spec,
-        obs_shape=obs_shape,
-        actor=actor,
-        critic=critic,
-        actor_optimizer=_optimizer(config.policy_lr, config.num_updates, config),
-        critic_optimizer=_optimizer(
-            config.value_lr, config.num_updates * config.value_iters, config
-        ),
-    )
+    return Setup(config=config, stack=stack, actor=actor, critic=critic)
 
 
 def make_train(config: Config):
     """Return `train(key) -> (final TrainState, metrics)` for one seed.
 
-    metrics: dict of METRIC_NAMES -> [num_updates] arrays (scalars per update).
+    metrics: dict of METRIC_NAMES (and, with eval_every, EVAL_METRIC_NAMES) -> [num_updates]
+    arrays, scalars per update; evaluation entries are 0 except after updates eval_every,
+    2 * eval_every, ... (see `split_metrics`).
     Pure and jit/vmap-safe: `jax.jit(jax.vmap(train))(keys)` trains len(keys) seeds.
     Validates the config first.
     """
@@ -133,10 +148,37 @@ def make_train(config: Config):
 
 
 def _make_train(s: Setup):
-    c = s.config
-    T, E = c.num_steps, c.num_envs
+    """`train(key)` with the config's own hyperparameters compiled in."""
+    program = Program(s)
+    hp = HyperParams.from_config(s.config)
+    return lambda key: program.train(key, hp)
 
-    def init(key: jax.Array) -> TrainState:
+
+class Program:
+    """The pure functions of one seed's run, for a fixed Setup.
+
+    init(key, hp) -> TrainState
+    run(state, hp, first_update, length) -> (TrainState, metrics [length])  `length` static
+    train(key, hp) = run(init(key, hp), hp, 0, num_updates)
+    Running the updates in several `run` calls gives the same result as one call: the
+    whole run's randomness is in the state, and `first_update` is the global update index.
+    """
+
+    def __init__(self, s: Setup):
+        self.s = s
+        self.config = s.config
+        self.evaluate = make_evaluate(s.config, s.actor) if s.config.eval_every else None
+
+    def optimizers(self, hp: HyperParams):
+        c = self.config
+        return (
+            _optimizer(hp.policy_lr, c.num_updates, c),
+            _optimizer(hp.value_lr, c.num_updates * hp.value_iters, c),
+        )
+
+    def init(self, key: jax.Array, hp: HyperParams) -> TrainState:
+        s = self.s
+        actor_optimizer, critic_optimizer = self.optimizers(hp)
         key_actor, key_critic, key_env = jax.random.split(key, 3)
         dummy_obs = jnp.zeros((1, *s.obs_shape), jnp.float32)
         actor_params = s.actor.init(key_actor, dummy_obs)
@@ -144,14 +186,19 @@ def _make_train(s: Setup):
         return TrainState(
             actor_params=actor_params,
             critic_params=critic_params,
-            actor_opt_state=s.actor_optimizer.init(actor_params),
-            critic_opt_state=s.critic_optimizer.init(critic_params),
+            actor_opt_state=actor_optimizer.init(actor_params),
+            critic_opt_state=critic_optimizer.init(critic_params),
             runner=rollout.reset(s.env, s.env_params, key_env),
             episodes=metrics_lib.EpisodeSummary.zeros(),
             update=jnp.zeros((), jnp.int32),
+            eval_key=jax.random.fold_in(key, 1),
         )
 
-    def update(state: TrainState, _):
+    def update(self, state: TrainState, hp: HyperParams):
+        s, c = self.s, self.config
+        T, E = c.num_steps, c.num_envs
+        actor_optimizer, critic_optimizer = self.optimizers(hp)
+
         # 1. Rollout with the current policy: every leaf [T, E, ...].
         runner, batch = rollout.collect(
             lambda obs: s.actor.apply(state.actor_params, obs),
@@ -167,7 +214,7 @@ def _make_train(s: Setup):
         # 3. GAE(gamma, lambda): bootstrap on truncation, not on termination.
         advantages, returns = adv_lib.gae(
             batch.reward, values, next_values, batch.terminated, batch.truncated,
-            c.gamma, c.gae_lambda,
+            hp.gamma, hp.gae_lambda,
         )
         flat_adv = flat(advantages)
         if c.normalize_advantages:
@@ -176,12 +223,12 @@ def _make_train(s: Setup):
         # 4. One policy-gradient step, then value_iters value steps.
         obs, actions = flat(batch.obs), flat(batch.action)
         actor_params, actor_opt_state, pstats = updates.policy_step(
-            s.actor.apply, state.actor_params, state.actor_opt_state, s.actor_optimizer,
-            obs, actions, flat_adv, c.ent_coef,
+            s.actor.apply, state.actor_params, state.actor_opt_state, actor_optimizer,
+            obs, actions, flat_adv, hp.ent_coef,
         )
         critic_params, critic_opt_state, vstats = updates.value_steps(
-            s.critic.apply, state.critic_params, state.critic_opt_state, s.critic_optimizer,
-            obs, flat(returns), c.value_iters,
+            s.critic.apply, state.critic_params, state.critic_opt_state, critic_optimizer,
+            obs, flat(returns), hp.value_iters,
         )
 
         # 5. Metrics, reduced to scalars.
@@ -190,7 +237,7 @@ def _make_train(s: Setup):
         )
         new_state = TrainState(
             actor_params, critic_params, actor_opt_state, critic_opt_state,
-            runner, episodes, state.update + 1,
+            runner, episodes, state.update + 1, state.eval_key,
         )
         metrics = {
             "episode_return": episodes.return_mean,
@@ -211,10 +258,47 @@ def _make_train(s: Setup):
         }
         return new_state, metrics
 
-    def train(key: jax.Array):
-        return jax.lax.scan(update, init(key), None, length=c.num_updates)
+    def run(self, state: TrainState, hp: HyperParams, first_update, length: int):
+        """`length` updates starting at global update index `first_update` (keep it
+        unbatched under vmap: it decides when to evaluate). Updates past num_updates
+        (a last, partial block) leave the state unchanged and report zeros."""
+        c = self.config
 
-    return train
+        def step(state, u):
+            state, metrics = self.update(state, hp)
+            if self.evaluate is not None:
+                due = (u + 1) % c.eval_every == 0
+                key = jax.random.fold_in(state.eval_key, u)
+                skipped = {n: jnp.zeros((), jnp.float32) for n in EVAL_METRIC_NAMES}
+                metrics |= jax.lax.cond(
+                    due,
+                    lambda: self.evaluate(state.actor_params, state.runner.env_state, key),
+                    lambda: skipped,
+                )
+            return state, metrics
+
+        def guarded(state, u):
+            zeros = jax.tree.map(
+                lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(step, state, u)[1]
+            )
+            return jax.lax.cond(u < c.num_updates, step, lambda st, _: (st, zeros), state, u)
+
+        body = step if isinstance(first_update, int) and first_update + length <= c.num_updates else guarded
+        return jax.lax.scan(body, state, first_update + jnp.arange(length))
+
+    def train(self, key: jax.Array, hp: HyperParams):
+        return self.run(self.init(key, hp), hp, 0, self.config.num_updates)
+
+
+def split_metrics(config: Config, metrics: dict) -> tuple[dict, dict]:
+    """Per-update metrics [..., num_updates] -> (training metrics [..., num_updates],
+    evaluation metrics [..., num_evals]) keeping only the updates that evaluated."""
+    train_metrics = {k: v for k, v in metrics.items() if k not in EVAL_METRIC_NAMES}
+    updates = next(iter(metrics.values())).shape[-1]  # fewer than num_updates if stopped early
+    at = np.arange(1, config.num_evals + 1) * config.eval_every - 1
+    at = at[at < updates]
+    eval_metrics = {k: v[..., at] for k, v in metrics.items() if k in EVAL_METRIC_NAMES}
+    return train_metrics, eval_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +314,15 @@ class TrainResult:
     chunk_size: int = 0  # seeds per jitted call
     chunks_loaded: int = 0  # chunks read back from results_dir instead of trained
     seeds_trained: int = 0  # seeds trained in this call (the rest were loaded)
+    # with config.eval_every: EVAL_METRIC_NAMES -> [num_seeds, num_evals]
+    eval_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
+
+    @property
+    def eval_env_steps(self) -> np.ndarray:
+        """Env steps per seed at each evaluation, [num_evals]."""
+        c = self.config
+        return np.arange(1, c.num_evals + 1) * c.eval_every * c.batch_size
 
     @property
     def params(self):
@@ -255,6 +348,7 @@ def train(
     keys: jax.Array | None = None,
     chunk_size: int | None = None,
     results_dir: str | Path | None = None,
+    hparams: HyperParams | None = None,
 ) -> TrainResult:
     """Train `num_seeds` independent seeds in jitted, vmapped calls.
 
@@ -264,12 +358,28 @@ def train(
     not depend on the chunk it ran in. With `results_dir`, every finished chunk is written
     there at once, and a rerun of the same run loads finished chunks instead of training
     them again. Compile time and run time are measured separately.
+
+    `hparams` (a sweep) gives each run its own numeric hyperparameters: a HyperParams
+    whose leaves are arrays of shape [num_seeds], aligned with the keys; the config's
+    values of those fields are then ignored.
     """
     if keys is None:
         require_int("num_seeds", num_seeds, low=1)
         keys = seed_keys(seed, num_seeds)
     num_seeds = int(keys.shape[0])
     s = setup(config)
+    program = Program(s)
+    if hparams is None:
+        const = HyperParams.from_config(config)
+        run = jax.jit(jax.vmap(lambda key: program.train(key, const)))
+        inputs = keys
+    else:
+        hparams = jax.tree.map(jnp.asarray, hparams)
+        for name, leaf in zip(SWEEPABLE, jax.tree.leaves(hparams)):
+            if leaf.shape != (num_seeds,):
+                raise ValueError(f"hparams.{name}: must have shape ({num_seeds},), got {leaf.shape}.")
+        run = jax.jit(jax.vmap(program.train))
+        inputs = (keys, hparams)
     fit = memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
     if chunk_size is None:
         chunk_size = min(num_seeds, fit)
@@ -281,15 +391,15 @@ def train(
             )
         chunk_size = min(chunk_size, num_seeds)
 
-    run = jax.jit(jax.vmap(_make_train(s)))
+    take = lambda first, last: jax.tree.map(lambda x: x[first:last], inputs)  # noqa: E731
     start = time.perf_counter()
-    compiled = run.lower(keys[:chunk_size]).compile()
+    compiled = run.lower(*_args(take(0, chunk_size))).compile()
     compile_seconds = time.perf_counter() - start
 
     store, abstract = None, None
     if results_dir is not None:  # the output structure restores saved chunks' PRNG keys
-        store = chunks_lib.ChunkStore(results_dir, config, keys)
-        abstract = jax.eval_shape(run, keys[:chunk_size])
+        store = chunks_lib.ChunkStore(results_dir, config, keys, hparams)
+        abstract = jax.eval_shape(run, *_args(take(0, chunk_size)))
     parts, run_seconds, loaded, trained = [], 0.0, 0, 0
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
@@ -298,12 +408,14 @@ def train(
             parts.append(saved)
             loaded += 1
             continue
-        chunk_keys = keys[first:last]
+        chunk = take(first, last)
         if last - first < chunk_size:  # pad the last chunk: same shape, no second compile
-            pad = jnp.broadcast_to(chunk_keys[-1:], (chunk_size - (last - first),))
-            chunk_keys = jnp.concatenate([chunk_keys, pad])
+            pad = lambda x: jnp.concatenate(  # noqa: E731
+                [x, jnp.broadcast_to(x[-1:], (chunk_size - (last - first), *x.shape[1:]))]
+            )
+            chunk = jax.tree.map(pad, chunk)
         start = time.perf_counter()
-        out = jax.block_until_ready(compiled(chunk_keys))
+        out = jax.block_until_ready(compiled(*_args(chunk)))
         run_seconds += time.perf_counter() - start
         trained += last - first
         if num_seeds > chunk_size:  # several chunks: keep finished ones on the host
@@ -315,10 +427,13 @@ def train(
     final_state, metrics = parts[0] if len(parts) == 1 else jax.tree.map(
         chunks_lib.concatenate, *parts
     )
+    train_metrics, eval_metrics = split_metrics(config, metrics)
     return TrainResult(
         config=config,
         num_seeds=num_seeds,
-        metrics={k: np.asarray(v) for k, v in metrics.items()},
+        metrics={k: np.asarray(v) for k, v in train_metrics.items()},
+        eval_metrics={k: np.asarray(v) for k, v in eval_metrics.items()},
+        hparams=hparams,
         final_state=final_state,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
@@ -327,3 +442,7 @@ def train(
         seeds_trained=trained,
     )
 
+
+def _args(inputs) -> tuple:
+    """Positional arguments of the vmapped train: (keys,) or (keys, hparams)."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)

@@ -78,20 +78,25 @@ def value_steps(
     optimizer: optax.GradientTransformation,
     obs: jax.Array,
     returns: jax.Array,
-    num_iters: int,
+    num_iters,
 ):
-    """`num_iters` full-batch steps on L(phi) = mean_t[ (V_phi(s_t) - R_t)^2 ].  obs [N, ...], returns [N]."""
+    """`num_iters` full-batch steps on L(phi) = mean_t[ (V_phi(s_t) - R_t)^2 ].  obs [N, ...], returns [N].
+
+    `num_iters` may be a traced integer (a sweep over value steps); then the loop is a
+    while loop with a per-seed trip count.
+    """
 
     def loss_fn(p):
         return jnp.mean(jnp.square(apply_critic(p, obs) - returns))
 
-    def one_step(carry, _):
-        p, s = carry
+    def one_step(p, s):
         loss, grads = jax.value_and_grad(loss_fn)(p)
         updates, s = optimizer.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), (loss, optax.tree.norm(grads))
+        return optax.apply_updates(p, updates), s, loss, optax.tree.norm(grads)
 
-    (params, opt_state), (losses, grad_norms) = jax.lax.scan(
-        one_step, (params, opt_state), None, length=num_iters
+    # the first step reports the loss and gradient norm before any value update
+    params, opt_state, loss, grad_norm = one_step(params, opt_state)
+    params, opt_state = jax.lax.fori_loop(
+        1, num_iters, lambda _, c: one_step(*c)[:2], (params, opt_state)
     )
-    return params, opt_state, ValueStats(losses[0], grad_norms[0])
+    return params, opt_state, ValueStats(loss, grad_norm)

@@ -92,3 +92,19 @@ def test_chunk_size_larger_than_memory_allows_is_refused():
     config = pjv.Config(num_envs=4096, num_steps=1024, total_steps=4096 * 1024)
     with pytest.raises(ValueError, match="^chunk_size: at most"):
         pjv.train(config, num_seeds=100, chunk_size=100)
+
+
+@pytest.mark.parametrize("env_id", sorted(pjv.config.PRESETS))
+def test_every_preset_is_a_valid_config_for_its_environment(env_id):
+    import envs
+
+    if env_id.startswith("brax/") and env_id not in envs.registered():
+        pytest.skip("brax extra not installed")
+    config = pjv.Config.preset(env_id)
+    assert config.env_id == env_id
+    config.validate()
+    assert pjv.Config.preset(env_id, num_envs=2).num_envs == 2
+
+
+def test_preset_of_an_environment_without_one_is_the_defaults():
+    assert pjv.Config.preset("Chain-known") == pjv.Config(env_id="Chain-known")

@@ -1,0 +1,48 @@
+"""The wrapper stack a config asks for, built the same way for training and evaluation.
+
+Order (inside out): env -> EpisodeStatistics (returns are the env's own, before any
+reward change) -> RescaleAction -> VecEnv -> NormalizeObservation -> ScaleReward.
+Evaluation uses the same stack with the observation statistics frozen (taken from the
+trained run) and no reward scaling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import envs
+from purejaxvpg.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvStack:
+    env: object  # VecEnv stack: reset/step on [num_envs] batches
+    env_params: object
+    spec: envs.ActionSpec
+    obs_shape: tuple[int, ...]  # of one environment's observation
+    num_envs: int
+
+    @property
+    def horizon(self) -> int:
+        """Steps after which every episode has ended (the time limit)."""
+        return int(self.env_params.max_steps_in_episode)
+
+
+def build(config: Config, num_envs: int, evaluation: bool = False) -> EnvStack:
+    env, env_params = envs.make(config.env_id)
+    env = envs.EpisodeStatistics(env)
+    if config.rescale_actions:
+        if envs.action_spec(env, env_params).discrete:
+            raise ValueError(
+                f"rescale_actions: only for continuous (Box) action spaces; {config.env_id} "
+                "has a Discrete one."
+            )
+        env = envs.RescaleAction(env)
+    spec = envs.action_spec(env, env_params)
+    obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)
+    env = envs.VecEnv(env, num_envs)
+    if config.normalize_obs:
+        env = envs.NormalizeObservation(env, frozen=evaluation)
+    if config.scale_rewards and not evaluation:
+        env = envs.ScaleReward(env, config.gamma)
+    return EnvStack(env, env_params, spec, obs_shape, num_envs)
