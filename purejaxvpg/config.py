@@ -245,16 +245,19 @@ def _require_unit_interval(name: str, value) -> None:
 SWEEPABLE = ("policy_lr", "value_lr", "gamma", "gae_lambda", "ent_coef", "value_iters")
 
 # Shipped per-environment settings (Config.preset). Anything not listed keeps its default.
-# Classic control: the defaults solve CartPole-v1 in 500k steps; the others get more steps
-# and, for continuous control, observation normalisation. Numbers of steps follow the
-# budgets the literature uses for these tasks (gymnax/PureJaxRL: 500k-1M classic control,
-# 10M MinAtar); they are starting points measured in benchmarks/returns.py, not a search.
+# The defaults solve CartPole-v1, Catch and Acrobot-v1; MountainCar-v0 needs observation
+# normalisation (8 seeds, 1M steps: every seed -89 to -121 with it, -200 without) and
+# MountainCarContinuous-v0 a wider initial policy (log_std_init 0: 8 of 8 seeds near 93,
+# against 2 of 8 at -0.5). Those two were chosen by those 8-seed probes (base seed 0); the
+# results table (benchmarks/returns.py) measures them on other seeds. MinAtar and Brax
+# settings follow the budgets the literature uses (10M-step scale, 256x256 MLPs) and are
+# not yet measured: they need a GPU.
 PRESETS: dict[str, dict] = {
     "CartPole-v1": {},
     "Acrobot-v1": {"total_steps": 1_000_000},
-    "MountainCar-v0": {"total_steps": 1_000_000, "ent_coef": 0.01},
+    "MountainCar-v0": {"total_steps": 1_000_000, "normalize_obs": True, "ent_coef": 0.01},
     "Pendulum-v1": {"total_steps": 2_000_000},
-    "MountainCarContinuous-v0": {"total_steps": 1_000_000, "normalize_obs": True},
+    "MountainCarContinuous-v0": {"total_steps": 1_000_000, "normalize_obs": True, "log_std_init": 0.0},
     "Catch-bsuite": {"total_steps": 500_000},
     "Breakout-MinAtar": {"total_steps": 5_000_000, "num_envs": 32, "num_steps": 128,
                          "hidden_sizes": (256, 256), "activation": "relu", "ent_coef": 0.01},
