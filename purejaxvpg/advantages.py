@@ -24,6 +24,8 @@ def gae(
     truncated: jax.Array,
     gamma: float | jax.Array,
     lam: float | jax.Array,
+    method: str = "scan",
+    unroll: int = 1,
 ) -> tuple[jax.Array, jax.Array]:
     """Advantages and value targets for one rollout.
 
@@ -36,6 +38,9 @@ def gae(
         terminated:  episode ended in a terminal state at step t.
         truncated:   episode was cut by a time limit at step t.
         gamma, lam:  discount and GAE lambda.
+        method:      "scan" (a reverse lax.scan of T steps, `unroll` steps per loop
+                     iteration) or "associative" (lax.associative_scan: log2(T) levels and
+                     no loop, which saves per-iteration loop overhead on a GPU).
 
     Returns:
         advantages A_t [T, E] and returns R_t = A_t + V(s_t) [T, E] (the value target).
@@ -49,12 +54,34 @@ def gae(
     # A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   A_T = 0
     decay = gamma * lam * not_done
 
+    if method == "associative":
+        advantages = _associative_gae(deltas, decay)
+        return advantages, advantages + values
+
     def backward(next_advantage, step):
         delta, k = step
         advantage = delta + k * next_advantage
         return advantage, advantage
 
     _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(deltas[0]), (deltas, decay), reverse=True
+        backward, jnp.zeros_like(deltas[0]), (deltas, decay), reverse=True, unroll=unroll
     )
     return advantages, advantages + values
+
+
+def _associative_gae(deltas: jax.Array, decay: jax.Array) -> jax.Array:
+    """The same recursion as a parallel prefix over affine maps.
+
+    Step t is the map f_t(x) = delta_t + k_t x applied to A_{t+1}, so
+    A_t = (f_t o f_{t+1} o ... o f_{T-1})(0). Maps compose associatively:
+    (f_b o f_a)(x) = (d_b + k_b d_a) + (k_b k_a) x, i.e. (k, d) pairs combine as
+    (k_b k_a, d_b + k_b d_a). A reversed associative_scan calls fn(later, earlier).
+    """
+
+    def compose(later, earlier):
+        k_a, d_a = later
+        k_b, d_b = earlier
+        return k_b * k_a, d_b + k_b * d_a
+
+    _, advantages = jax.lax.associative_scan(compose, (decay, deltas), reverse=True)
+    return advantages

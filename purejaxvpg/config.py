@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
+GAE_METHODS = ("scan", "associative")
 
 
 def _field(default, doc: str):
@@ -116,6 +117,17 @@ class Config:
         "Learn the Gaussian log standard deviation as a parameter; False keeps it fixed at log_std_init.",
     )
 
+    # --- performance: the same computation; float rounding differs, so long runs diverge
+    # like reruns on a GPU do (see benchmarks/optimisations.py) ---
+    scan_unroll: int = _field(
+        1,
+        "Steps per loop iteration in the rollout, GAE and value-step loops: fewer iterations (less loop overhead on a GPU), longer compile. Same math; float rounding differs.",
+    )
+    gae_method: str = _field(
+        "scan",
+        "GAE as a reverse lax.scan ('scan') or a parallel prefix over affine maps ('associative': no loop). Same math; float rounding differs.",
+    )
+
     # --- evaluation during training ---
     eval_every: int = _field(
         0,
@@ -175,7 +187,7 @@ class Config:
 
         if not isinstance(self.env_id, str) or self.env_id not in registered():
             raise ValueError(unknown_env_message(str(self.env_id)))
-        for name in ("total_steps", "num_envs", "num_steps", "value_iters", "eval_episodes"):
+        for name in ("total_steps", "num_envs", "num_steps", "value_iters", "eval_episodes", "scan_unroll"):
             require_int(name, getattr(self, name), low=1)
         require_int("eval_every", self.eval_every, low=0)
         if self.total_steps > 2**31 - 1:
@@ -207,6 +219,10 @@ class Config:
                 raise ValueError(
                     f"hidden_sizes: every width must be an int >= 1, got {self.hidden_sizes!r}."
                 )
+        if self.gae_method not in GAE_METHODS:
+            raise ValueError(
+                f"gae_method: must be one of {', '.join(GAE_METHODS)}, got {self.gae_method!r}."
+            )
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}."

@@ -57,8 +57,12 @@ def collect(
     spec: ActionSpec,
     runner: EnvRunnerState,
     num_steps: int,
+    unroll: int = 1,
 ) -> tuple[EnvRunnerState, Rollout]:
     """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env.
+
+    `unroll` steps run per loop iteration (fewer iterations: less loop overhead on a GPU,
+    a longer compile).
 
     `env` is an envs.VecEnv stack with envs.EpisodeStatistics under it (its info carries
     the episode statistics).
@@ -83,7 +87,7 @@ def collect(
         )
         return EnvRunnerState(env_state, next_obs, key), transition
 
-    return jax.lax.scan(step, runner, None, length=num_steps)
+    return jax.lax.scan(step, runner, None, length=num_steps, unroll=unroll)
 
 
 def reset(env, env_params, key: jax.Array) -> EnvRunnerState:

@@ -202,7 +202,7 @@ class Program:
         # 1. Rollout with the current policy: every leaf [T, E, ...].
         runner, batch = rollout.collect(
             lambda obs: s.actor.apply(state.actor_params, obs),
-            s.env, s.env_params, s.spec, state.runner, T,
+            s.env, s.env_params, s.spec, state.runner, T, unroll=c.scan_unroll,
         )
 
         # 2. One critic pass over s_t and s'_t (the pre-reset next observation).
@@ -214,7 +214,7 @@ class Program:
         # 3. GAE(gamma, lambda): bootstrap on truncation, not on termination.
         advantages, returns = adv_lib.gae(
             batch.reward, values, next_values, batch.terminated, batch.truncated,
-            hp.gamma, hp.gae_lambda,
+            hp.gamma, hp.gae_lambda, method=c.gae_method, unroll=c.scan_unroll,
         )
         flat_adv = flat(advantages)
         if c.normalize_advantages:
@@ -228,7 +228,7 @@ class Program:
         )
         critic_params, critic_opt_state, vstats = updates.value_steps(
             s.critic.apply, state.critic_params, state.critic_opt_state, critic_optimizer,
-            obs, flat(returns), hp.value_iters,
+            obs, flat(returns), hp.value_iters, unroll=c.scan_unroll,
         )
 
         # 5. Metrics, reduced to scalars.

@@ -79,6 +79,7 @@ def value_steps(
     obs: jax.Array,
     returns: jax.Array,
     num_iters,
+    unroll: int = 1,
 ):
     """`num_iters` full-batch steps on L(phi) = mean_t[ (V_phi(s_t) - R_t)^2 ].  obs [N, ...], returns [N].
 
@@ -96,7 +97,9 @@ def value_steps(
 
     # the first step reports the loss and gradient norm before any value update
     params, opt_state, loss, grad_norm = one_step(params, opt_state)
+    static = isinstance(num_iters, int)  # unrolling needs a trip count known when tracing
     params, opt_state = jax.lax.fori_loop(
-        1, num_iters, lambda _, c: one_step(*c)[:2], (params, opt_state)
+        1, num_iters, lambda _, c: one_step(*c)[:2], (params, opt_state),
+        unroll=max(1, min(unroll, num_iters - 1)) if static else None,
     )
     return params, opt_state, ValueStats(loss, grad_norm)

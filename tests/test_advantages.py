@@ -64,9 +64,11 @@ def random_rollout(seed, T=37, E=5):
 
 @pytest.mark.parametrize("gamma,lam", [(0.99, 0.97), (0.9, 0.5), (0.99, 1.0), (0.95, 0.0), (1.0, 1.0)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_gae_matches_numpy_definition(gamma, lam, seed):
+@pytest.mark.parametrize("method,unroll", [("scan", 1), ("scan", 4), ("associative", 1)])
+def test_gae_matches_numpy_definition(gamma, lam, seed, method, unroll):
     r, v, nv, term, trunc = random_rollout(seed)
-    adv, ret = gae(jnp.asarray(r), jnp.asarray(v), jnp.asarray(nv), jnp.asarray(term), jnp.asarray(trunc), gamma, lam)
+    adv, ret = gae(jnp.asarray(r), jnp.asarray(v), jnp.asarray(nv), jnp.asarray(term), jnp.asarray(trunc),
+                   gamma, lam, method=method, unroll=unroll)
     ref_adv, ref_ret = reference_gae(r, v, nv, term, trunc, gamma, lam)
     np.testing.assert_allclose(np.asarray(adv), ref_adv, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(ret), ref_ret, rtol=1e-4, atol=1e-4)
@@ -85,7 +87,8 @@ def test_lambda_one_is_rewards_to_go_minus_baseline(seed):
     np.testing.assert_allclose(np.asarray(adv), rtg - v, rtol=1e-4, atol=1e-4)
 
 
-def test_truncation_bootstraps_from_final_observation_and_termination_does_not():
+@pytest.mark.parametrize("method", ["scan", "associative"])
+def test_truncation_bootstraps_from_final_observation_and_termination_does_not(method):
     """One env, three steps: truncation at t=0, termination at t=1, rollout end at t=2."""
     rewards = np.array([[1.0], [2.0], [3.0]])
     values = np.array([[10.0], [20.0], [30.0]])
@@ -93,7 +96,8 @@ def test_truncation_bootstraps_from_final_observation_and_termination_does_not()
     terminated = np.array([[False], [True], [False]])
     truncated = np.array([[True], [False], [False]])
     gamma, lam = 0.5, 1.0
-    adv, ret = gae(*(jnp.asarray(x) for x in (rewards, values, next_values, terminated, truncated)), gamma, lam)
+    adv, ret = gae(*(jnp.asarray(x) for x in (rewards, values, next_values, terminated, truncated)), gamma, lam,
+                   method=method)
     # t=0 truncated: R = 1 + 0.5 * 100;  t=1 terminated: R = 2;  t=2 end: R = 3 + 0.5 * 300
     np.testing.assert_allclose(np.asarray(ret)[:, 0], [51.0, 2.0, 153.0], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(adv)[:, 0], [41.0, -18.0, 123.0], rtol=1e-6)

@@ -108,3 +108,10 @@ def test_every_preset_is_a_valid_config_for_its_environment(env_id):
 
 def test_preset_of_an_environment_without_one_is_the_defaults():
     assert pjv.Config.preset("Chain-known") == pjv.Config(env_id="Chain-known")
+
+
+def test_unknown_gae_method_is_a_clear_error():
+    with pytest.raises(ValueError, match="gae_method: must be one of scan, associative"):
+        pjv.Config(gae_method="parallel").validate()
+    with pytest.raises(ValueError, match="scan_unroll"):
+        pjv.Config(scan_unroll=0).validate()

@@ -1,5 +1,7 @@
 """The one-call trainer: shapes, finiteness, seed independence, determinism, no host trips."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -89,3 +91,12 @@ def test_observation_normalisation_and_reward_scaling_run_per_seed():
     stats = env_state.env_state.stats
     assert stats.mean.shape == (2, 3)
     np.testing.assert_allclose(np.asarray(stats.count), 4 * (1 + 300))  # reset + 300 steps, 4 envs
+
+
+def test_loop_optimisations_do_not_change_results(tiny_config, tiny_result):
+    # unrolled loops (3 does not divide the 32 rollout steps) and the associative GAE
+    changes = {"scan_unroll": 3, "gae_method": "associative"}
+    result = pjv.train(dataclasses.replace(tiny_config, **changes), num_seeds=8, seed=0)
+    for name in pjv.METRIC_NAMES:
+        np.testing.assert_allclose(result.metrics[name], tiny_result.metrics[name],
+                                   rtol=1e-4, atol=1e-4, err_msg=name)
