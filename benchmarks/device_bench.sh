@@ -6,10 +6,7 @@
 # benchmarks/results/). Every point records achieved steps/s next to the compute-bound
 # estimate (measured matmul FLOP/s / XLA's FLOPs per env step) and the fraction.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD
-OUT=${OUT:-/tmp/out}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+source "$(dirname "$0")/device_setup.sh"
 
 echo "== wide: CartPole-v1, 64 envs x 128 steps per seed, 1 to 1024 seeds =="
 python3 -m benchmarks.throughput --preset wide --num-seeds "${WIDE_SEEDS:-1,16,1024}" --out "$OUT"

@@ -3,10 +3,7 @@
 # no network: gymnax and gymnasium travel as wheels in .whl/ (see benchmarks/README.md).
 # Writes each run's config.json (timings, device, versions) under $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD
-OUT=${OUT:-/tmp/out}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+source "$(dirname "$0")/device_setup.sh"
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
 
 echo "== README training command: 8 seeds of CartPole-v1, defaults =="

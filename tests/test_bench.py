@@ -131,3 +131,15 @@ def test_reference_preset_is_the_design_config():
 def test_wide_preset_is_the_reference_config_with_64_envs():
     wide, ref = bench.PRESETS["wide"], bench.PRESETS["cartpole-500k"]
     assert wide.num_envs == 64 and dataclasses.replace(wide, num_envs=ref.num_envs) == ref
+
+
+def test_optimisation_variants_set_the_loop_knobs():
+    from benchmarks import optimisations
+
+    base = bench.PRESETS["cartpole-500k"]
+    assert optimisations.variant(base, "baseline") == base
+    both = optimisations.variant(base, "assoc+unroll8")
+    assert (both.scan_unroll, both.gae_method) == (8, "associative")
+    assert both.num_envs == base.num_envs and both.value_iters == base.value_iters
+    with pytest.raises(ValueError, match="unknown 'fused'"):
+        optimisations.variant(base, "fused")
