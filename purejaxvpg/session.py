@@ -166,6 +166,7 @@ def run(
         run_seconds=run_seconds,
         chunk_size=options.num_seeds,
         seeds_trained=options.num_seeds,
+        updates_trained=done - first_done,  # a resumed run trained only the rest
     )
 
 

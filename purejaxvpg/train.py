@@ -317,6 +317,7 @@ class TrainResult:
     # with config.eval_every: EVAL_METRIC_NAMES -> [num_seeds, num_evals]
     eval_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
+    updates_trained: int | None = None  # updates run in this call (None: all of them)
 
     @property
     def eval_env_steps(self) -> np.ndarray:
@@ -332,7 +333,8 @@ class TrainResult:
     @property
     def env_steps_per_second(self) -> float:
         """All seeds' environment steps over the run time (compile excluded)."""
-        steps = self.seeds_trained * self.config.num_updates * self.config.batch_size
+        updates = self.config.num_updates if self.updates_trained is None else self.updates_trained
+        steps = self.seeds_trained * updates * self.config.batch_size
         return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
 
 

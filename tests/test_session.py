@@ -33,6 +33,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_metrics(uninterrupted, t
     assert first.metrics["env_steps"].shape == (2, 6)
     assert Checkpoints(tmp_path).latest() == 6
     resumed = session.run(CONFIG, OPTIONS, tmp_path, resume=True)
+    assert resumed.updates_trained == CONFIG.num_updates - 6  # steps/s counts only these
     for name in pjv.METRIC_NAMES:
         np.testing.assert_array_equal(resumed.metrics[name], uninterrupted.metrics[name], err_msg=name)
     for name, values in uninterrupted.eval_metrics.items():
