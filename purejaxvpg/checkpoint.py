@@ -16,14 +16,12 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-
-def _is_key(x) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+from purejaxvpg.chunks import is_key
 
 
 def _to_data(tree):
     """Typed PRNG keys -> their uint32 key data (orbax stores plain arrays)."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
 
 
 class Checkpoints:
@@ -61,7 +59,7 @@ class Checkpoints:
         target = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(
                 (*x.shape, *jax.random.key_data(jax.random.key(0)).shape), np.uint32
-            ) if _is_key(x) else jax.ShapeDtypeStruct(x.shape, x.dtype),
+            ) if is_key(x) else jax.ShapeDtypeStruct(x.shape, x.dtype),
             abstract_state,
         )
         out = self.manager.restore(
@@ -71,7 +69,7 @@ class Checkpoints:
             ),
         )
         state = jax.tree.map(
-            lambda saved, like: jax.random.wrap_key_data(saved) if _is_key(like) else saved,
+            lambda saved, like: jax.random.wrap_key_data(saved) if is_key(like) else saved,
             out.train_state, abstract_state,
         )
         metrics = {k: np.asarray(v) for k, v in out.history.items()}

@@ -42,7 +42,7 @@ class ChunkStore:
         """Write atomically: a crash mid-write leaves no half-written chunk behind."""
         leaves = jax.tree.leaves(out)
         tmp = self._path(first, last).with_suffix(".tmp.npz")
-        np.savez(tmp, *[np.asarray(jax.random.key_data(x) if _is_key(x) else x)[: last - first] for x in leaves])
+        np.savez(tmp, *[np.asarray(jax.random.key_data(x) if is_key(x) else x)[: last - first] for x in leaves])
         os.replace(tmp, self._path(first, last))
 
     def load(self, first: int, last: int, abstract):
@@ -55,19 +55,20 @@ class ChunkStore:
         leaves, treedef = jax.tree.flatten(abstract)
         with np.load(path) as data:
             arrays = [data[f"arr_{i}"] for i in range(len(leaves))]
-        arrays = [jax.random.wrap_key_data(a) if _is_key(leaf) else a for a, leaf in zip(arrays, leaves)]
+        arrays = [jax.random.wrap_key_data(a) if is_key(leaf) else a for a, leaf in zip(arrays, leaves)]
         return treedef.unflatten(arrays)
 
 
 def to_host(x, count: int):
     """The first `count` seeds of a leaf, as numpy (PRNG keys stay key arrays)."""
-    return x[:count] if _is_key(x) else np.asarray(x[:count])
+    return x[:count] if is_key(x) else np.asarray(x[:count])
 
 
 def concatenate(*parts):
     """Join per-chunk leaves along the seed axis."""
-    return jax.numpy.concatenate(parts) if _is_key(parts[0]) else np.concatenate(parts)
+    return jax.numpy.concatenate(parts) if is_key(parts[0]) else np.concatenate(parts)
 
 
-def _is_key(x) -> bool:
+def is_key(x) -> bool:
+    """Whether x is a typed PRNG key array (stored as its key data, restored with wrap_key_data)."""
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)

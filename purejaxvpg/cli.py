@@ -182,8 +182,17 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from purejaxvpg import session
 
-    report = session.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
-    print(report)
+    from purejaxvpg.stats import Interval
+
+    record = session.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    rows = [("run", record["run_dir"]), ("environment", record["env_id"]),
+            ("seeds x episodes", f"{record['num_seeds']} x {record['episodes_per_seed']}"),
+            ("checkpoint (updates done)", str(record["updates_done"]))]
+    for mode in ("greedy", "stochastic"):
+        r = record[mode]
+        rows += [(f"{mode}: {name} [95% CI]", _interval(Interval(**r[name]))) for name in ("iqm", "mean")]
+        rows.append((f"{mode}: median / mean length", f"{r['median']['point']:.1f} / {r['mean_length']:.1f}"))
+    print(table(rows))
     return 0
 
 

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -56,8 +55,8 @@ class RunOptions:
 class Progress:
     """A rich progress bar on stderr: env steps per seed, steps/s over all seeds, ETA."""
 
-    def __init__(self, total_steps: int, num_seeds: int, enabled: bool):
-        self.enabled, self.num_seeds = enabled, num_seeds
+    def __init__(self, total_steps: int, enabled: bool):
+        self.enabled = enabled
         if not enabled:
             return
         from rich.console import Console
@@ -92,14 +91,12 @@ def run(
     run_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
-    on_block: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train `options.num_seeds` seeds in blocks; checkpoint into `run_dir/checkpoints`.
 
     resume: continue from run_dir's newest checkpoint (a fresh start if there is none).
     stop_after: stop once this many updates are done (after checkpointing) — what an
     interruption looks like; the returned result then covers only those updates.
-    on_block(updates_done, metrics of the block) is called after each block.
     """
     config.validate()
     options.validate()
@@ -126,7 +123,7 @@ def run(
 
     U = config.num_updates
     stop = U if stop_after is None else min(U, stop_after)
-    progress = Progress(U * config.batch_size, options.num_seeds, options.progress and done < stop)
+    progress = Progress(U * config.batch_size, options.progress and done < stop)
     progress.advance(done * config.batch_size, 0.0)
     run_seconds, first_done, last_saved = 0.0, done, done
     try:
@@ -140,8 +137,6 @@ def run(
             done += valid
             rate = options.num_seeds * (done - first_done) * config.batch_size / run_seconds
             progress.advance(done * config.batch_size, rate)
-            if on_block is not None:
-                on_block(done, metrics)
             if checkpoints is not None and options.checkpoint_every and (
                 done - last_saved >= options.checkpoint_every and done < U
             ):
@@ -174,8 +169,7 @@ def run(
 def _compiled(config: Config, num_seeds: int, block: int):
     """(init, step, abstract state) compiled for num_seeds seeds and blocks of `block`
     updates; cached, so resuming or rerunning in one process does not compile again."""
-    s = setup(config)
-    program, hp = Program(s), HyperParams.from_config(config)
+    program, hp = Program(setup(config)), HyperParams.from_config(config)
     keys = seed_keys(0, num_seeds)  # only shapes matter here
     init = jax.jit(jax.vmap(lambda key: program.init(key, hp)))
     step = jax.jit(
@@ -186,6 +180,13 @@ def _compiled(config: Config, num_seeds: int, block: int):
     return init.lower(keys).compile(), step.lower(abstract, jnp.int32(0)).compile(), abstract
 
 
+def abstract_state(config: Config, num_seeds: int):
+    """Shapes and dtypes of the batched TrainState of `num_seeds` seeds (no compile):
+    what a checkpoint is restored into."""
+    program, hp = Program(setup(config)), HyperParams.from_config(config)
+    return jax.eval_shape(jax.vmap(lambda key: program.init(key, hp)), seed_keys(0, num_seeds))
+
+
 def _join(parts: list[dict]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
 
@@ -194,9 +195,10 @@ def _truncate(metrics: dict, updates: int) -> dict:
     return {k: v[:, :updates] for k, v in metrics.items()}
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0) -> str:
+def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0) -> dict:
     """Greedy and stochastic episodes of every seed of a run's newest checkpoint, in one
-    jitted, vmapped call. Writes RUN_DIR/eval.json; returns the report table."""
+    jitted, vmapped call. Writes and returns the record of RUN_DIR/eval.json: per mode,
+    each seed's mean return, the mean episode length and IQM / mean / median with CIs."""
     import json
 
     from purejaxvpg import rundir, stats
@@ -204,36 +206,24 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0) -> str:
 
     require_int("episodes", episodes, low=1)
     config, run = rundir.read_config(Path(run_dir))
-    s = setup(config)
-    program, hp = Program(s), HyperParams.from_config(config)
-    keys = seed_keys(run.get("seed", 0), run.get("num_seeds", 1))
-    abstract = jax.eval_shape(jax.vmap(lambda key: program.init(key, hp)), keys)
+    num_seeds = run.get("num_seeds", 1)
     checkpoints = Checkpoints(run_dir)
     if checkpoints.latest() is None:
         raise ValueError(f"run_dir: {run_dir} has no checkpoint to evaluate.")
-    updates_done, state, _ = checkpoints.restore(abstract)
+    updates_done, state, _ = checkpoints.restore(abstract_state(config, num_seeds))
     checkpoints.close()
-    evaluate = jax.jit(jax.vmap(make_evaluate(config, s.actor, episodes)))
-    eval_keys = jax.random.split(jax.random.key(seed), keys.shape[0])
+    evaluate = jax.jit(jax.vmap(make_evaluate(config, setup(config).actor, episodes)))
+    eval_keys = jax.random.split(jax.random.key(seed), num_seeds)
     out = {k: np.asarray(v) for k, v in evaluate(state.actor_params, state.runner.env_state, eval_keys).items()}
 
-    record = {"updates_done": updates_done, "episodes_per_seed": episodes, "seed": seed}
-    rows = [("run", str(run_dir)), ("environment", config.env_id),
-            ("seeds x episodes", f"{keys.shape[0]} x {episodes}"),
-            ("checkpoint (updates done)", str(updates_done))]
+    record = {"run_dir": str(run_dir), "env_id": config.env_id, "num_seeds": num_seeds,
+              "updates_done": updates_done, "episodes_per_seed": episodes, "seed": seed}
     for mode in ("greedy", "stochastic"):
         returns = out[f"eval_return_{mode}"]  # [num_seeds], each the mean of `episodes`
-        agg = stats.aggregate(returns)
         record[mode] = {
             "return_per_seed": returns.tolist(),
             "mean_length": float(out[f"eval_length_{mode}"].mean()),
-            **{name: dataclasses.asdict(interval) for name, interval in agg.items()},
+            **{name: dataclasses.asdict(i) for name, i in stats.aggregate(returns).items()},
         }
-        for name in ("iqm", "mean"):
-            i = agg[name]
-            rows.append((f"{mode}: {name} [95% CI]", f"{i.point:.1f} [{i.low:.1f}, {i.high:.1f}]"))
-        rows.append((f"{mode}: median / mean length",
-                     f"{agg['median'].point:.1f} / {record[mode]['mean_length']:.1f}"))
     (Path(run_dir) / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return record

@@ -10,7 +10,7 @@ import pytest
 import purejaxvpg as pjv
 from purejaxvpg import session
 from purejaxvpg.checkpoint import Checkpoints
-from purejaxvpg.train import HyperParams, Program, seed_keys, setup
+from purejaxvpg.chunks import is_key
 
 # Pendulum with observation normalisation: the statistics must travel with the checkpoint
 CONFIG = pjv.Config(env_id="Pendulum-v1", normalize_obs=True, scale_rewards=True,
@@ -45,7 +45,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_metrics(uninterrupted, t
 
 def _data(x):
     """PRNG keys compare by their key data."""
-    return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+    return jax.random.key_data(x) if is_key(x) else x
 
 
 def test_session_trains_what_the_one_call_trains(uninterrupted):
@@ -58,17 +58,14 @@ def test_session_trains_what_the_one_call_trains(uninterrupted):
 def test_checkpoint_keeps_observation_statistics_and_keys(uninterrupted, whole_dir):
     import envs
 
-    s = setup(CONFIG)
-    program, hp = Program(s), HyperParams.from_config(CONFIG)
-    abstract = jax.eval_shape(jax.vmap(lambda k: program.init(k, hp)), seed_keys(0, 2))
-    step, state, metrics = Checkpoints(whole_dir).restore(abstract)
+    step, state, metrics = Checkpoints(whole_dir).restore(session.abstract_state(CONFIG, 2))
     assert step == CONFIG.num_updates
     np.testing.assert_array_equal(metrics["episode_return"], uninterrupted.metrics["episode_return"])
     restored = envs.observation_stats(state.runner.env_state)
     trained = envs.observation_stats(uninterrupted.final_state.runner.env_state)
     np.testing.assert_array_equal(restored.mean, trained.mean)
     np.testing.assert_array_equal(restored.var, trained.var)
-    assert jax.dtypes.issubdtype(state.runner.key.dtype, jax.dtypes.prng_key)
+    assert is_key(state.runner.key)
     np.testing.assert_array_equal(jax.random.key_data(state.runner.key),
                                   jax.random.key_data(uninterrupted.final_state.runner.key))
 
