@@ -6,7 +6,14 @@ One contract for every environment (gymnax >= 1.0):
 with auto-reset and ``info["final_observation"]`` holding the observation before the reset.
 """
 
-from envs.known import KNOWN_ENVS, Chain, ContinuousTarget, MultiArmedBandit
+from envs.known import (
+    KNOWN_ENVS,
+    Chain,
+    ContextualBandit,
+    ContinuousTarget,
+    MultiArmedBandit,
+    TimeLimitTask,
+)
 from envs.registry import make, registered
 from envs.spaces import ActionSpec, action_spec
 from envs.wrappers import (
@@ -20,12 +27,14 @@ from envs.wrappers import (
     VecEnv,
     Wrapper,
     observation_stats,
+    set_return_discount,
 )
 
 __all__ = [
     "KNOWN_ENVS",
     "ActionSpec",
     "Chain",
+    "ContextualBandit",
     "ContinuousTarget",
     "EpisodeStatistics",
     "EpisodeStatisticsState",
@@ -35,10 +44,12 @@ __all__ = [
     "RescaleAction",
     "RunningMeanStd",
     "ScaleReward",
+    "TimeLimitTask",
     "VecEnv",
     "Wrapper",
     "action_spec",
     "make",
     "observation_stats",
     "registered",
+    "set_return_discount",
 ]

@@ -15,17 +15,22 @@ from gymnax.environments import environment, spaces
 
 @struct.dataclass
 class StepState(environment.EnvState):
-    """Position in an episode: `position` for the chain, unused (0) for one-step tasks."""
+    """Position in an episode: `position` for the chain, the context of the contextual
+    bandit, unused (0) for the constant-observation tasks."""
 
     position: jax.Array
     time: int
 
 
-class OneStepTask(environment.Environment):
-    """A task whose every episode is one step from a constant observation [1.0].
+class ConstantObservationTask(environment.Environment):
+    """A task whose every observation is the constant [1.0]: nothing to see, only actions
+    (or a value) to learn.
 
-    Subclasses give `reward(key, action, params)`; the episode always terminates.
+    Subclasses give `reward(key, action, params)`; `terminates` says whether every step
+    ends the episode (one-step tasks) or none does (then only the time limit cuts it).
     """
+
+    terminates = True
 
     def reward(self, key, action, params):
         raise NotImplementedError  # abstract: each task defines its reward
@@ -33,7 +38,7 @@ class OneStepTask(environment.Environment):
     def step_env(self, key, state, action, params):
         new_state = StepState(position=state.position, time=state.time + 1)
         obs = jnp.ones((1,), jnp.float32)
-        return obs, new_state, self.reward(key, action, params), jnp.array(True), {}
+        return obs, new_state, self.reward(key, action, params), jnp.array(self.terminates), {}
 
     def reset_env(self, key, params):
         return jnp.ones((1,), jnp.float32), StepState(position=jnp.int32(0), time=0)
@@ -49,7 +54,7 @@ class BanditParams(environment.EnvParams):
     max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
 
 
-class MultiArmedBandit(OneStepTask):
+class MultiArmedBandit(ConstantObservationTask):
     """One step per episode; pulling arm k pays arm_means[k] + N(0, noise_std^2).
 
     Optimal return: max(arm_means) = 0.9 with the default parameters (arm 2).
@@ -80,7 +85,7 @@ class TargetParams(environment.EnvParams):
     max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
 
 
-class ContinuousTarget(OneStepTask):
+class ContinuousTarget(ConstantObservationTask):
     """One step per episode; action a in [-2, 2] pays -(a - target)^2.
 
     The optimal action is a = target (0.7); the optimal return is 0. A Gaussian policy
@@ -161,8 +166,89 @@ class Chain(environment.Environment):
         return "Chain-known"
 
 
+@struct.dataclass
+class TimeLimitParams(environment.EnvParams):
+    max_steps_in_episode: int = 16
+
+
+class TimeLimitTask(ConstantObservationTask):
+    """Never terminates: every step pays 1, and the time limit cuts (truncates) each
+    episode after `max_steps_in_episode` steps. The action (Discrete(2)) does not matter.
+
+    The observation does not show the time, so the limit is not part of the task: the value
+    of the one observation is V = sum_k gamma^k = 1 / (1 - gamma) for every policy, which a
+    learner that bootstraps at truncation learns. One that treats the cut as termination
+    learns instead the average, over the steps t = 0 .. H - 1 it visits, of the
+    finite-horizon values (1 - gamma^(H - t)) / (1 - gamma), H = max_steps_in_episode.
+    """
+
+    terminates = False
+
+    @property
+    def default_params(self) -> TimeLimitParams:
+        return TimeLimitParams()
+
+    def reward(self, key, action, params):
+        return jnp.float32(1.0)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    @property
+    def name(self) -> str:
+        return "TimeLimit-known"
+
+
+@struct.dataclass
+class ContextualBanditParams(environment.EnvParams):
+    offset: float = 100.0
+    max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
+
+
+class ContextualBandit(environment.Environment):
+    """One step per episode: a context c in {0, 1} is drawn at reset and shown as the
+    observation [offset - 1] (c = 0) or [offset + 1] (c = 1); action c pays 1, the other 0.
+
+    Optimal return 1; a policy that cannot tell the contexts apart earns 0.5. The large
+    offset (100) makes the observations need normalisation: with the running statistics the
+    two contexts are about -1 and +1; with none (mean 0, variance 1, clipped at 10) both
+    become 10, and no policy can tell them apart.
+    """
+
+    optimal_return = 1.0
+
+    @property
+    def default_params(self) -> ContextualBanditParams:
+        return ContextualBanditParams()
+
+    def step_env(self, key, state, action, params):
+        new_state = StepState(position=state.position, time=state.time + 1)
+        reward = (action == state.position).astype(jnp.float32)
+        return self._observe(state.position, params), new_state, reward, jnp.array(True), {}
+
+    def reset_env(self, key, params):
+        context = jax.random.bernoulli(key).astype(jnp.int32)
+        return self._observe(context, params), StepState(position=context, time=0)
+
+    @staticmethod
+    def _observe(context, params):
+        return jnp.full((1,), params.offset + 2.0 * context - 1.0, jnp.float32)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(params.offset - 1.0, params.offset + 1.0, (1,), jnp.float32)
+
+    @property
+    def name(self) -> str:
+        return "ContextualBandit-known"
+
+
 KNOWN_ENVS = {
     "Bandit-known": MultiArmedBandit,
     "ContinuousTarget-known": ContinuousTarget,
     "Chain-known": Chain,
+    "TimeLimit-known": TimeLimitTask,
+    "ContextualBandit-known": ContextualBandit,
 }

@@ -148,23 +148,34 @@ class VecEnv(Wrapper):
 
 @struct.dataclass
 class RunningMeanStd:
-    """Mean and variance of everything seen so far (Chan et al.'s parallel update)."""
+    """Mean and (population) variance of a prior plus everything seen so far.
+
+    The prior is `count` pseudo-observations with mean 0 and variance 1, merged exactly like
+    data (Chan et al.'s parallel update). Without one, the statistics of a first batch of
+    equal values (one environment; CartPole's alive bonus in every environment) have
+    variance 0, and dividing by its square root multiplies by 1 / sqrt(eps) = 1e4.
+    """
 
     mean: jax.Array
     var: jax.Array
     count: jax.Array
 
     @classmethod
-    def zeros(cls, shape) -> "RunningMeanStd":
-        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.zeros((), jnp.float32))
+    def prior(cls, shape, count: float = 1e-4) -> "RunningMeanStd":
+        """`count` pseudo-observations of mean 0 and variance 1 (gym's RunningMeanStd: 1e-4)."""
+        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.float32(count))
 
     def update(self, batch: jax.Array) -> "RunningMeanStd":
         """batch: [N, *shape]."""
         n = jnp.float32(batch.shape[0])
-        # one pass over the batch (mean and mean of squares fuse into one reduction),
-        # which matters when a step is a few microseconds on a GPU
-        batch_mean = batch.mean(axis=0)
-        batch_var = jnp.maximum(jnp.mean(jnp.square(batch), axis=0) - jnp.square(batch_mean), 0.0)
+        # Batch mean and variance in one fused pass over d = x - x_0, shifted by the batch's
+        # first row: var_b = mean(d^2) - mean(d)^2. Unshifted, E[x^2] - E[x]^2 cancels in
+        # float32 (offset 100, std 0.01 gives 0); d is of the size of the spread, so it does not.
+        shift = batch[0]
+        d = batch - shift
+        mean_d = d.mean(axis=0)
+        batch_mean = shift + mean_d
+        batch_var = jnp.maximum(jnp.mean(jnp.square(d), axis=0) - jnp.square(mean_d), 0.0)
         total = self.count + n
         delta = batch_mean - self.mean
         mean = self.mean + delta * n / total
@@ -184,11 +195,16 @@ class NormalizeObservation(Wrapper):
     environments and all steps so far. `frozen=True` stops updating (for evaluation);
     `reset(key, params, stats)` starts from given statistics (trained ones, a checkpoint).
     info["final_observation"] is normalised with the same statistics.
+
+    The statistics start from a weak prior (`prior_count` = 1e-4 pseudo-observations of
+    mean 0, variance 1, as gym's): after n observations it weighs 1e-4 / n, so the first
+    batch already centres off-centre features.
     """
 
-    def __init__(self, env, frozen: bool = False, clip: float = 10.0, eps: float = 1e-8):
+    def __init__(self, env, frozen: bool = False, clip: float = 10.0, eps: float = 1e-8,
+                 prior_count: float = 1e-4):
         super().__init__(env)
-        self.frozen, self.clip, self.eps = frozen, clip, eps
+        self.frozen, self.clip, self.eps, self.prior_count = frozen, clip, eps, prior_count
 
     def normalize(self, stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
         z = (obs.astype(jnp.float32) - stats.mean) / jnp.sqrt(stats.var + self.eps)
@@ -197,7 +213,7 @@ class NormalizeObservation(Wrapper):
     def reset(self, key, params, stats: RunningMeanStd | None = None):
         obs, env_state = self.env.reset(key, params)
         if stats is None:
-            stats = RunningMeanStd.zeros(obs.shape[1:])
+            stats = RunningMeanStd.prior(obs.shape[1:], self.prior_count)
         if not self.frozen:
             stats = stats.update(obs)
         return self.normalize(stats, obs), NormalizeObservationState(env_state, stats)
@@ -228,6 +244,7 @@ class ScaleRewardState:
     env_state: object
     discounted_return: jax.Array  # [E], G_t = gamma * G_{t-1} + r_t, reset at episode ends
     stats: RunningMeanStd  # of G over all environments and steps
+    gamma: jax.Array  # the discount of G: a leaf, so a sweep over gamma batches it too
 
 
 class ScaleReward(Wrapper):
@@ -235,25 +252,48 @@ class ScaleReward(Wrapper):
 
     Keeps value targets of order one whatever the reward scale (as in Engstrom et al., 2020,
     "Implementation Matters in Deep Policy Gradients"). The mean is not subtracted, so the
-    sign of rewards, and which policy is optimal, are unchanged.
+    sign of rewards, and which policy is optimal, are unchanged. G restarts at 0 after
+    every episode end (terminated or truncated).
+
+    Var[G] starts from a prior of `prior_count` = 1 pseudo-return of variance 1 (mean 0):
+    the first scale is of order one (CartPole's first reward becomes 1 / sqrt(0.75) = 1.15,
+    not 1e4), and while few returns are seen the scale is pulled toward 1, i.e. toward
+    leaving rewards unchanged; after n returns the prior weighs 1 / (n + 1). gym's weaker
+    prior (1e-4) still multiplies CartPole's first reward by 70 in one environment.
+
+    `gamma` is the default discount; `set_return_discount` replaces it in a state (the
+    trainer sets the run's own, which a sweep batches).
     """
 
-    def __init__(self, env, gamma: float, eps: float = 1e-8):
+    def __init__(self, env, gamma: float, eps: float = 1e-8, prior_count: float = 1.0):
         super().__init__(env)
-        self.gamma, self.eps = gamma, eps
+        self.gamma, self.eps, self.prior_count = gamma, eps, prior_count
 
     def reset(self, key, params):
         obs, env_state = self.env.reset(key, params)
         returns = jnp.zeros((obs.shape[0],), jnp.float32)
-        return obs, ScaleRewardState(env_state, returns, RunningMeanStd.zeros(()))
+        stats = RunningMeanStd.prior((), self.prior_count)
+        return obs, ScaleRewardState(env_state, returns, stats, jnp.float32(self.gamma))
 
     def step(self, key, state: ScaleRewardState, action, params):
         obs, env_state, reward, terminated, truncated, info = self.env.step(
             key, state.env_state, action, params
         )
-        returns = self.gamma * state.discounted_return + reward
+        returns = state.gamma * state.discounted_return + reward
         stats = state.stats.update(returns)
         scaled = reward / jnp.sqrt(stats.var + self.eps)
         done = jnp.logical_or(terminated, truncated)
-        new_state = ScaleRewardState(env_state, jnp.where(done, 0.0, returns), stats)
+        new_state = state.replace(
+            env_state=env_state, discounted_return=jnp.where(done, 0.0, returns), stats=stats
+        )
         return obs, new_state, scaled, terminated, truncated, info
+
+
+def set_return_discount(state, gamma):
+    """`state` with ScaleReward's discount set to `gamma` (a number or a traced scalar);
+    unchanged when the stack does not scale rewards."""
+    if isinstance(state, ScaleRewardState):
+        return state.replace(gamma=jnp.asarray(gamma, jnp.float32))
+    inner = getattr(state, "env_state", None)
+    changed = set_return_discount(inner, gamma) if inner is not None else inner
+    return state if changed is inner else state.replace(env_state=changed)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+
+import numpy as np
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 GAE_METHODS = ("scan", "associative")
@@ -138,6 +141,15 @@ class Config:
         "Episodes per seed per evaluation, for each of the greedy and the stochastic policy.",
     )
 
+    def __post_init__(self):
+        # numpy scalars (np.int64(8) from np.arange, ...) are the plain numbers they hold:
+        # validation, hashing and config.json then see a Python int / float / bool.
+        plain = lambda x: x.item() if isinstance(x, np.generic) else x  # noqa: E731
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            value = tuple(map(plain, value)) if isinstance(value, tuple) else plain(value)
+            object.__setattr__(self, field.name, value)
+
     @property
     def batch_size(self) -> int:
         """Transitions per update per seed."""
@@ -187,7 +199,7 @@ class Config:
 
         if not isinstance(self.env_id, str) or self.env_id not in registered():
             raise ValueError(unknown_env_message(str(self.env_id)))
-        for name in ("total_steps", "num_envs", "num_steps", "value_iters", "eval_episodes", "scan_unroll"):
+        for name in ("total_steps", "num_envs", "num_steps", "eval_episodes", "scan_unroll"):
             require_int(name, getattr(self, name), low=1)
         require_int("eval_every", self.eval_every, low=0)
         if self.total_steps > 2**31 - 1:
@@ -200,10 +212,14 @@ class Config:
                 f"total_steps: must be >= num_envs * num_steps = {self.batch_size} "
                 f"(one update), got {self.total_steps}."
             )
-        _require_unit_interval("gamma", self.gamma)
-        _require_unit_interval("gae_lambda", self.gae_lambda)
-        for name in ("policy_lr", "value_lr", "ent_coef"):
-            _require_finite_number(name, getattr(self, name), low=0.0)
+        if self.eval_every > self.num_updates:
+            raise ValueError(
+                f"eval_every: must be 0 (off) or <= num_updates = {self.num_updates} "
+                f"(total_steps // (num_envs * num_steps)), got {self.eval_every}: "
+                "no evaluation would ever run."
+            )
+        for name in SWEEPABLE:
+            check_hyperparameter(name, getattr(self, name))
         if self.max_grad_norm is not None:
             _require_finite_number("max_grad_norm", self.max_grad_norm, low=0.0)
             if self.max_grad_norm <= 0:
@@ -237,10 +253,33 @@ class Config:
         return self
 
 
-def require_int(name: str, value, low: int) -> None:
-    """ValueError naming `name` unless `value` is an int (not a bool) >= low."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}.")
+def require_int(name: str, value, low: int, high: int | None = None) -> int:
+    """`value` as a Python int; ValueError naming `name` unless it is an integer (Python
+    or numpy, not a bool) in [low, high]."""
+    upper = "" if high is None else f" and <= {high}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: must be an integer >= {low}{upper}, got {value!r}.")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name}: must be an integer >= {low}{upper}, got {value}.")
+    return value
+
+
+def check_hyperparameter(name: str, value, label: str | None = None) -> None:
+    """ValueError unless `value` is in the allowed range of the SWEEPABLE field `name`.
+
+    The one place those ranges live: Config.validate checks its fields with it, and
+    `purejaxvpg.train` every element of a sweep's HyperParams (label "hparams.<name>").
+    """
+    label = label or name
+    if name in ("gamma", "gae_lambda"):
+        _require_unit_interval(label, value)
+    elif name == "value_iters":
+        require_int(label, value, low=1)
+    elif name in ("policy_lr", "value_lr", "ent_coef"):
+        _require_finite_number(label, value, low=0.0)
+    else:
+        raise KeyError(f"{name} is not one of SWEEPABLE: {', '.join(SWEEPABLE)}")
 
 
 def _require_finite_number(name: str, value, low: float, high: float = math.inf) -> None:

@@ -44,5 +44,7 @@ def build(config: Config, num_envs: int, evaluation: bool = False) -> EnvStack:
     if config.normalize_obs:
         env = envs.NormalizeObservation(env, frozen=evaluation)
     if config.scale_rewards and not evaluation:
+        # config.gamma is the default; the trainer sets each run's own (a sweep's) in the
+        # state with envs.set_return_discount
         env = envs.ScaleReward(env, config.gamma)
     return EnvStack(env, env_params, spec, obs_shape, num_envs)

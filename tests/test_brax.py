@@ -1,7 +1,6 @@
 """The Brax adapter keeps the contract (runs only where the brax extra is installed)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -3,6 +3,7 @@
 import pytest
 
 import purejaxvpg as pjv
+from conftest import Compiles, forbid_jit
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,10 @@ import purejaxvpg as pjv
         ({"activation": "sigmoid"}, "activation", "tanh"),
         ({"log_std_init": 5.0}, "log_std_init", "<= 2"),
         ({"anneal_lr": "yes"}, "anneal_lr", "True or False"),
+        ({"value_iters": 2.5}, "value_iters", "integer >= 1"),
+        # 1024 steps of 8 x 64: 2 updates, so evaluating every 3 would never evaluate
+        ({"total_steps": 1024, "num_envs": 8, "num_steps": 64, "eval_every": 3}, "eval_every",
+         "<= num_updates = 2"),
     ],
 )
 def test_validation_error_names_field_and_range(changes, field, allowed):
@@ -115,3 +120,50 @@ def test_unknown_gae_method_is_a_clear_error():
         pjv.Config(gae_method="parallel").validate()
     with pytest.raises(ValueError, match="scan_unroll"):
         pjv.Config(scan_unroll=0).validate()
+
+
+def test_numpy_scalars_are_the_numbers_they_hold():
+    import numpy as np
+
+    config = pjv.Config(num_envs=np.int64(4), gamma=np.float32(0.5), anneal_lr=np.bool_(False),
+                        hidden_sizes=tuple(np.array([32, 16])))
+    assert config == pjv.Config(num_envs=4, gamma=0.5, anneal_lr=False, hidden_sizes=(32, 16))
+    assert type(config.num_envs) is int and type(config.gamma) is float
+    assert type(config.hidden_sizes[0]) is int
+    config.validate()
+
+
+def _hparams(runs=1, **changes):
+    """`runs` runs' valid HyperParams (Python lists), with `changes` applied."""
+    values = {"policy_lr": 1e-3, "value_lr": 1e-3, "gamma": 0.9, "gae_lambda": 0.9,
+              "ent_coef": 0.0, "value_iters": 2}
+    return pjv.HyperParams(**{k: [v] * runs for k, v in values.items()} | changes)
+
+
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("gamma", 2.0, "[0, 1]"),
+        ("gae_lambda", -0.1, "[0, 1]"),
+        ("policy_lr", -1e-3, ">= 0"),
+        ("value_lr", float("inf"), "finite"),
+        ("ent_coef", float("nan"), "finite"),
+        ("value_iters", 0, "integer >= 1"),
+        ("value_iters", 1.5, "integer >= 1"),
+    ],
+)
+def test_sweep_hyperparameters_are_validated_before_compiling(field, value, allowed, monkeypatch):
+    """Every element of a sweep's HyperParams is held to its Config field's range."""
+    forbid_jit(monkeypatch)
+    with pytest.raises(Compiles):  # the valid one reaches compiling
+        pjv.train(pjv.Config(), hparams=_hparams())
+    with pytest.raises(ValueError, match=f"^hparams.{field}: must") as info:
+        pjv.train(pjv.Config(), num_seeds=2, hparams=_hparams(2, **{field: [getattr(pjv.Config(), field), value]}))
+    assert allowed in str(info.value)
+
+
+def test_sweep_hyperparameters_need_one_value_per_run():
+    with pytest.raises(ValueError, match=r"^hparams.gamma: must have shape \(2,\), got \(1,\)"):
+        pjv.train(pjv.Config(), num_seeds=2, hparams=_hparams(2, gamma=[0.9]))
+    with pytest.raises(ValueError, match="^hparams: must be a purejaxvpg.HyperParams"):
+        pjv.train(pjv.Config(), hparams={"gamma": [0.9]})

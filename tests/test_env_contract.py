@@ -9,6 +9,9 @@ from gymnax.environments import spaces
 import envs
 
 NUM_ENVS, NUM_STEPS = 64, 1000
+# image observations (MinAtar, Pong: 400 to 3,600 values) are checked in fewer environments:
+# the test keeps four copies of every observation of the rollout (GBs at 64 environments)
+LARGE_OBS, LARGE_OBS_ENVS = 256, 8
 
 
 def make_or_skip(env_id):
@@ -36,7 +39,8 @@ def test_contract(env_id):
     env, params = make_or_skip(env_id)
     obs_space, act_space = env.observation_space(params), env.action_space(params)
     assert isinstance(act_space, (spaces.Discrete, spaces.Box)), type(act_space)
-    vec = envs.VecEnv(env, NUM_ENVS)
+    num_envs = LARGE_OBS_ENVS if np.prod(obs_space.shape) > LARGE_OBS else NUM_ENVS
+    vec = envs.VecEnv(env, num_envs)
 
     def rollout(key):
         key, key_reset = jax.random.split(key)
@@ -45,9 +49,9 @@ def test_contract(env_id):
         def step(carry, key):
             obs, state = carry
             key_act, key_env = jax.random.split(key)
-            action = jax.vmap(act_space.sample)(jax.random.split(key_act, NUM_ENVS))
+            action = jax.vmap(act_space.sample)(jax.random.split(key_act, num_envs))
             # what the transition gives before any auto-reset (gymnax splits the key this way)
-            key_step = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(key_env, NUM_ENVS))
+            key_step = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(key_env, num_envs))
             pre_reset = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(key_step, state, action, params)[0]
             next_obs, state, reward, term, trunc, info = vec.step(key_env, state, action, params)
             out = (obs, next_obs, reward, term, trunc, info["final_observation"], pre_reset, action)
@@ -57,8 +61,8 @@ def test_contract(env_id):
 
     obs, next_obs, reward, term, trunc, final_obs, pre_reset, action = jax.jit(rollout)(jax.random.key(0))
 
-    assert obs.shape == (NUM_STEPS, NUM_ENVS, *obs_space.shape), (obs.shape, obs_space.shape)
-    assert reward.shape == term.shape == trunc.shape == (NUM_STEPS, NUM_ENVS)
+    assert obs.shape == (NUM_STEPS, num_envs, *obs_space.shape), (obs.shape, obs_space.shape)
+    assert reward.shape == term.shape == trunc.shape == (NUM_STEPS, num_envs)
     assert term.dtype == jnp.bool_ and trunc.dtype == jnp.bool_  # two flags, never folded
     check_in_space(action, act_space, "action")
     assert bool(jnp.all(jnp.isfinite(obs.astype(jnp.float32)))), "NaN/inf observation"

@@ -5,13 +5,16 @@ One-step bandits, where J(theta) = E_{a ~ pi_theta}[r(a)] has a closed-form grad
   * Gaussian N(mu, sigma^2), r(a) = -(a - c)^2:  J = -((mu - c)^2 + sigma^2),
     dJ/dmu = -2 (mu - c),  dJ/dlog sigma = -2 sigma^2.
 -grad of the loss with A = r, averaged over many samples, must match within 5 standard errors.
+The approx_kl that policy_step reports matches the closed-form KL(old || new) of the step.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from purejaxvpg.distributions import Categorical, DiagGaussian
+from purejaxvpg import updates
 from purejaxvpg.updates import policy_gradient_loss
 
 N = 400_000
@@ -71,3 +74,65 @@ def test_entropy_bonus_pushes_towards_uniform():
     stepped = theta - 0.1 * jax.grad(loss)(theta)
     entropy = lambda t: float(Categorical(t).entropy())  # noqa: E731
     assert entropy(stepped) > entropy(theta)
+
+
+N_KL = 50_000
+
+
+def _check_kl(reported, per_sample_k3, analytic):
+    """The k3 estimator mean[(r - 1) - log r], r = pi_new / pi_old at a ~ pi_old, is
+    unbiased for KL(old || new): within 5 standard errors of the closed form."""
+    stderr = per_sample_k3.std() / np.sqrt(len(per_sample_k3))
+    assert analytic > 50 * stderr, (analytic, stderr)  # a step large enough to measure
+    assert abs(reported - analytic) < 5 * stderr, (reported, analytic, stderr)
+
+
+def test_approx_kl_of_a_categorical_step_matches_the_analytic_kl():
+    theta = np.array([0.3, -0.5, 0.9, 0.0])
+    p_old = np.exp(theta) / np.exp(theta).sum()
+    rng = np.random.default_rng(1)
+    actions = rng.choice(4, size=N_KL, p=p_old)
+    advantages = np.array([1.0, -1.0, 0.5, 2.0])[actions]
+
+    def apply_actor(logits, obs):
+        return Categorical(jnp.broadcast_to(logits, (obs.shape[0], 4)))
+
+    optimizer = optax.sgd(1.0)
+    params = jnp.asarray(theta, jnp.float32)
+    new, _, stats = updates.policy_step(
+        apply_actor, params, optimizer.init(params), optimizer, jnp.zeros((N_KL, 1)),
+        jnp.asarray(actions), jnp.asarray(advantages, jnp.float32), 0.0,
+    )
+    new = np.asarray(new, np.float64)
+    p_new = np.exp(new) / np.exp(new).sum()
+    analytic = np.sum(p_old * np.log(p_old / p_new))
+    r = p_new[actions] / p_old[actions]
+    _check_kl(float(stats.approx_kl), (r - 1) - np.log(r), analytic)
+
+
+def test_approx_kl_of_a_gaussian_step_matches_the_analytic_kl():
+    mu, log_std = np.array([0.2, -0.4]), np.array([-0.3, 0.1])
+    sigma = np.exp(log_std)
+    rng = np.random.default_rng(2)
+    actions = mu + sigma * rng.normal(size=(N_KL, 2))
+    target = np.array([1.0, 0.0])
+    advantages = -np.sum((actions - target) ** 2, axis=1)
+
+    def apply_actor(p, obs):
+        return DiagGaussian(jnp.broadcast_to(p[0], (obs.shape[0], 2)), p[1])
+
+    optimizer = optax.sgd(0.05)
+    params = (jnp.asarray(mu, jnp.float32), jnp.asarray(log_std, jnp.float32))
+    new, _, stats = updates.policy_step(
+        apply_actor, params, optimizer.init(params), optimizer, jnp.zeros((N_KL, 1)),
+        jnp.asarray(actions, jnp.float32), jnp.asarray(advantages, jnp.float32), 0.0,
+    )
+    mu_new, sigma_new = np.asarray(new[0], np.float64), np.exp(np.asarray(new[1], np.float64))
+    # KL(N(mu, s^2) || N(mu', s'^2)) = sum_i log(s'/s) + (s^2 + (mu - mu')^2) / (2 s'^2) - 1/2
+    analytic = np.sum(np.log(sigma_new / sigma) + (sigma**2 + (mu - mu_new) ** 2) / (2 * sigma_new**2) - 0.5)
+
+    def log_pdf(m, s):
+        return np.sum(-0.5 * ((actions - m) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi), axis=1)
+
+    log_r = log_pdf(mu_new, sigma_new) - log_pdf(mu, sigma)
+    _check_kl(float(stats.approx_kl), np.expm1(log_r) - log_r, analytic)

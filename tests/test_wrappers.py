@@ -54,21 +54,55 @@ def test_episode_statistics_count_truncation_as_an_episode_end():
                 running = 0.0
 
 
+def pooled(seen, prior_count):
+    """Mean and variance, from the definition, of `prior_count` pseudo-observations of mean 0
+    and variance 1 pooled with the rows of `seen` (float64)."""
+    x = np.asarray(seen, np.float64)
+    total = prior_count + x.shape[0]
+    mean = x.sum(0) / total
+    # sum of squared deviations from the pooled mean: prior_count * (1 + (0 - mean)^2) + data's
+    m2 = prior_count * (1.0 + mean**2) + ((x - mean) ** 2).sum(0)
+    return mean, m2 / total
+
+
 def test_normalize_observation_matches_numpy_running_statistics():
     env, params = envs.make("CartPole-v1")
     raw = envs.VecEnv(env, 8)
     norm = envs.NormalizeObservation(envs.VecEnv(env, 8))
     key = jax.random.key(2)
-    raw_obs0, _, (raw_obs, *_) = random_rollout(raw, params, 40, key, 8)
+    raw_obs0, _, (raw_obs, _, _, _, raw_info, _) = random_rollout(raw, params, 40, key, 8)
     obs0, state, (obs, _, _, _, info, _) = random_rollout(norm, params, 40, key, 8)
     seen = np.concatenate([np.asarray(raw_obs0)[None], np.asarray(raw_obs)]).reshape(-1, 4)
-    np.testing.assert_allclose(np.asarray(state.stats.mean), seen.mean(0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(state.stats.var), seen.var(0), rtol=1e-3, atol=1e-6)
-    assert float(state.stats.count) == seen.shape[0]
+    mean, var = pooled(seen, 1e-4)
+    np.testing.assert_allclose(np.asarray(state.stats.mean), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(state.stats.var), var, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(float(state.stats.count), seen.shape[0] + 1e-4, rtol=1e-7)
     # the last step is normalised with the statistics after it
-    expected = (np.asarray(raw_obs)[-1] - seen.mean(0)) / np.sqrt(seen.var(0) + 1e-8)
+    expected = (np.asarray(raw_obs)[-1] - mean) / np.sqrt(var + 1e-8)
     np.testing.assert_allclose(np.asarray(obs)[-1], np.clip(expected, -10, 10), rtol=1e-3, atol=1e-3)
-    assert np.abs(np.asarray(info["final_observation"])).max() <= 10.0
+    # and so is the final observation (the critic bootstraps from it at truncations)
+    final = (np.asarray(raw_info["final_observation"])[-1] - mean) / np.sqrt(var + 1e-8)
+    np.testing.assert_allclose(np.asarray(info["final_observation"])[-1], np.clip(final, -10, 10),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_running_statistics_keep_small_variances_under_large_offsets():
+    """offset 100, std 0.01: E[x^2] - E[x]^2 in float32 cancels to 0 (x^2 ~ 1e4, its float32
+    spacing ~ 1e-3 > the variance 1e-4); the running statistics must not."""
+    rng = np.random.default_rng(0)
+    offsets, stds = np.array([100.0, -1000.0, 0.5]), np.array([0.01, 0.1, 1.0])
+    batches = (offsets + stds * rng.standard_normal((20, 64, 3))).astype(np.float32)
+    update = jax.jit(envs.RunningMeanStd.update)
+    data_only = envs.RunningMeanStd(jnp.zeros(3), jnp.ones(3), jnp.float32(0.0))  # no prior
+    with_prior = envs.RunningMeanStd.prior((3,))
+    for batch in batches:
+        data_only, with_prior = update(data_only, batch), update(with_prior, batch)
+    seen = batches.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(np.asarray(data_only.mean), seen.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(data_only.var), seen.var(0), rtol=1e-2)
+    mean, var = pooled(seen, 1e-4)
+    np.testing.assert_allclose(np.asarray(with_prior.mean), mean, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(with_prior.var), var, rtol=1e-2)
 
 
 def test_normalize_observation_frozen_keeps_given_statistics_and_is_per_seed():
@@ -87,21 +121,62 @@ def test_normalize_observation_frozen_keeps_given_statistics_and_is_per_seed():
     assert not np.allclose(states.stats.mean[0], states.stats.mean[1])
 
 
-def test_scale_reward_matches_numpy_discounted_return_std():
-    env, params = envs.make("Pendulum-v1")
-    gamma = 0.9
-    raw = envs.VecEnv(env, 4)
-    scaled = envs.ScaleReward(envs.VecEnv(env, 4), gamma)
-    key = jax.random.key(6)
-    _, _, (_, raw_reward, term, trunc, _, _) = random_rollout(raw, params, 30, key, 4)
-    _, state, (_, reward, *_) = random_rollout(scaled, params, 30, key, 4)
-    raw_reward = np.asarray(raw_reward, np.float64)
-    returns, seen, expected = np.zeros(4), [], []
-    for t in range(30):
+def scale_reward_reference(raw_reward, done, gamma, prior_count=1.0):
+    """r_t / sqrt(Var[G] + 1e-8) from the definition: G = gamma * G + r per environment,
+    restarted at 0 after every episode end; Var over the prior and every G so far."""
+    num_steps, num_envs = raw_reward.shape
+    returns, seen, expected = np.zeros(num_envs), [], []
+    for t in range(num_steps):
         returns = gamma * returns + raw_reward[t]
         seen.extend(returns)
-        expected.append(raw_reward[t] / np.sqrt(np.var(seen) + 1e-8))
-    np.testing.assert_allclose(np.asarray(reward), np.array(expected), rtol=1e-3)
+        expected.append(raw_reward[t] / np.sqrt(pooled(seen, prior_count)[1] + 1e-8))
+        returns = np.where(done[t], 0.0, returns)
+    return np.array(expected)
+
+
+def test_scale_reward_matches_numpy_discounted_return_std_across_episode_ends():
+    """Random CartPole episodes end at different steps in different environments
+    (terminated, or truncated at 20 steps); each restarts its discounted return."""
+    env, params = envs.make("CartPole-v1", max_steps_in_episode=20)
+    gamma, num_envs, num_steps = 0.9, 8, 50
+    raw = envs.VecEnv(env, num_envs)
+    scaled = envs.ScaleReward(envs.VecEnv(env, num_envs), gamma)
+    key = jax.random.key(6)
+    _, _, (_, raw_reward, term, trunc, _, _) = random_rollout(raw, params, num_steps, key, num_envs)
+    _, state, (_, reward, *_) = random_rollout(scaled, params, num_steps, key, num_envs)
+    done = np.asarray(term | trunc)
+    ends = [np.flatnonzero(np.concatenate([[True], done[:, e]])) for e in range(num_envs)]
+    lengths = set(np.concatenate([np.diff(e) for e in ends]))
+    assert np.asarray(term).any() and np.asarray(trunc).any() and len(lengths) > 3, lengths
+    expected = scale_reward_reference(np.asarray(raw_reward, np.float64), done, gamma)
+    np.testing.assert_allclose(np.asarray(reward), expected, rtol=1e-4)
+
+
+def test_scale_reward_keeps_the_first_reward_of_order_one():
+    """One CartPole environment: the first discounted return is a single value, 1. With no
+    prior its variance is 0 and the reward becomes 1 / sqrt(1e-8) = 1e4; with one
+    pseudo-return of variance 1 it is 1 / sqrt(0.75)."""
+    env, params = envs.make("CartPole-v1")
+    scaled = envs.ScaleReward(envs.VecEnv(env, 1), 0.99)
+    _, state = scaled.reset(jax.random.key(0), params)
+    reward = float(scaled.step(jax.random.key(1), state, jnp.zeros(1, jnp.int32), params)[2][0])
+    expected = scale_reward_reference(np.ones((1, 1)), np.zeros((1, 1), bool), 0.99)[0, 0]
+    np.testing.assert_allclose(expected, 1 / np.sqrt(0.75 + 1e-8))  # the reference's own check
+    np.testing.assert_allclose(reward, expected, rtol=1e-5)
+
+
+def test_scale_reward_discount_is_a_state_leaf():
+    """The trainer sets each run's gamma in the state (a sweep batches it); steps use it."""
+    env, params = envs.make("Chain-known")  # every step pays 1
+    stack = envs.ScaleReward(envs.VecEnv(envs.EpisodeStatistics(env), 1), 0.99)
+    _, state = stack.reset(jax.random.key(0), params)
+    assert float(state.gamma) == np.float32(0.99)
+    state = envs.set_return_discount(state, 0.5)
+    step = jax.jit(lambda state, key: stack.step(key, state, jnp.zeros(1, jnp.int32), params)[1])
+    state = step(step(state, jax.random.key(1)), jax.random.key(2))
+    assert float(state.discounted_return[0]) == 1.5  # 0.5 * 1 + 1
+    _, plain = envs.VecEnv(envs.EpisodeStatistics(env), 1).reset(jax.random.key(0), params)
+    assert envs.set_return_discount(plain, 0.5) is plain  # no reward scaling: nothing to set
 
 
 def test_rescale_action_maps_unit_box_to_bounds():
