@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import platform
 import re
@@ -31,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxvpg import memory
+from purejaxvpg import memory, rundir
 from purejaxvpg.config import Config
+from purejaxvpg.sweep import writable_dir
 from purejaxvpg.train import _make_train, seed_keys, setup
 
 # "cartpole-500k": the comparison config of DESIGN.md (4 envs x 128 steps, 500k steps per
@@ -46,6 +46,26 @@ PRESETS = {
     "wide": Config(env_id="CartPole-v1", num_envs=64, num_steps=128, value_iters=1),
 }
 DEFAULT_SEEDS = (1, 16, 256, 1024, 4096, 8192)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"1,16,256" -> [1, 16, 256]; a ValueError naming num_seeds for anything else."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 1:
+        raise ValueError(f"num_seeds: expected comma-separated integers >= 1, got {text!r}.")
+    return seeds
+
+
+def seeds_that_fit(config: Config) -> int:
+    """How many seeds of `config` one call can hold (memory.py's estimate); 0 if none."""
+    s = setup(config)
+    try:
+        return memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
+    except ValueError:  # not even one seed
+        return 0
 
 
 def hardware() -> dict:
@@ -335,7 +355,7 @@ def measure(
     """
     point = {"num_seeds": num_seeds}
     s = setup(config)
-    fit = memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
+    fit = seeds_that_fit(config)
     if num_seeds > fit:
         return {**point, "skipped": f"estimated to need more memory than the device has (fits {fit})"}
     keys = seed_keys(seed, num_seeds)
@@ -376,6 +396,16 @@ def run(presets: list[str], seeds: list[int], out_dir: Path, log=print) -> Path:
     The file is `<hardware>-throughput.json` for all presets, `<hardware>-<presets>-throughput.json`
     for a subset (a run of one preset does not overwrite the full sweep).
     """
+    for name in presets:  # nothing measured would overwrite a results file with skips only
+        fit = seeds_that_fit(PRESETS[name])
+        if any(n <= fit for n in seeds):
+            break
+    else:
+        raise ValueError(
+            f"num_seeds: none of {seeds} fits in device memory (estimate) for "
+            f"{', '.join(presets)}; nothing measured, nothing written."
+        )
+    out_dir = writable_dir(out_dir)  # before the work, not after it
     hw = hardware()
     record = {
         "hardware": hw,
@@ -445,10 +475,11 @@ def run(presets: list[str], seeds: list[int], out_dir: Path, log=print) -> Path:
                     f"of a compute-bound {p['compute_bound_env_steps_per_second']:>14,.0f}: "
                     f"{100 * p['fraction_of_compute_bound']:.1f}%"
                 )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if all("skipped" in p for run_ in record["runs"] for p in run_["points"]):
+        raise ValueError("num_seeds: every point was skipped (memory estimate); nothing written.")
     subset = "" if sorted(presets) == sorted(PRESETS) else "-" + "-".join(presets)
     path = out_dir / f"{hardware_name(hw)}{subset}-throughput.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.write_text(rundir.json_text(record))
     plot(record, path.with_suffix(".png"), log)
     return path
 

@@ -101,11 +101,15 @@ def learning_curve(
     reps: int = 1000,
     seed: int = 0,
     label: str | None = None,
+    exclude=None,
 ) -> Path:
     """Plot the IQM episodic return across seeds per update with its 95% band; write a PNG.
 
     env_steps: [num_updates], environment steps per seed at each update.
     returns: [num_seeds, num_updates], episodic return per seed per update.
+    exclude: optional bool [num_seeds], seeds to leave out (diverged: TrainResult.diverged_at
+    >= 0). Seeds with any non-finite return are always left out; the axis label says how
+    many, and a plot with no seed left says so instead of failing.
     At most MAX_POINTS evenly spaced updates are drawn. Parent directories of `path`
     are created. Returns the Path written.
     """
@@ -119,8 +123,12 @@ def learning_curve(
             f"= {steps.shape[0]}, got shape {values.shape}"
         )
     num_seeds = values.shape[0]
+    kept = np.isfinite(values).all(axis=1)
+    if exclude is not None:
+        kept &= ~np.asarray(exclude, bool).reshape(num_seeds)
     keep = _evenly_spaced(steps.shape[0], MAX_POINTS)
-    centre, low, high = iqm_band(values[:, keep], reps=reps, seed=seed)
+    if kept.any():
+        centre, low, high = iqm_band(values[kept][:, keep], reps=reps, seed=seed)
 
     # The Agg canvas on a bare Figure: no pyplot, so no display, no global backend switch
     # (gymnax already imports pyplot, and matplotlib.use would then close the caller's
@@ -133,10 +141,18 @@ def learning_curve(
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    (line,) = ax.plot(steps[keep], centre, label=label)
-    ax.fill_between(steps[keep], low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+    used = int(kept.sum())
+    if used:
+        (line,) = ax.plot(steps[keep], centre, label=label)
+        ax.fill_between(steps[keep], low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+    else:
+        label = None
+        ax.text(0.5, 0.5, f"all {num_seeds} seeds diverged: nothing to plot",
+                ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("environment steps per seed")
-    ax.set_ylabel(f"episodic return (IQM across {num_seeds} seeds, 95% CI)")
+    seeds = f"{num_seeds} seeds" if used == num_seeds else (
+        f"{used} of {num_seeds} seeds; {num_seeds - used} diverged, excluded")
+    ax.set_ylabel(f"episodic return (IQM across {seeds}, 95% CI)")
     if title is not None:
         ax.set_title(title)
     if label is not None:

@@ -6,6 +6,10 @@ compiled once, so between blocks the host can show progress (steps/s, ETA) and w
 checkpoints. The state stays on the device between blocks; only the per-update metrics
 [num_seeds, log_every] come back. An interrupted session resumed from its last checkpoint
 ends with exactly the metrics of one that never stopped (same blocks, same state).
+
+Nothing is lost: checkpoints are on by default (about every tenth of the run), and SIGINT
+(Ctrl-C) or SIGTERM (what a cluster sends before it kills a job) lets the running block
+finish, checkpoints it and raises `Interrupted`; a second signal stops at once.
 """
 
 from __future__ import annotations
@@ -13,19 +17,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import signal
+import sys
+import threading
 import time
+from typing import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxvpg import keys as keys_lib
 from purejaxvpg import memory
 from purejaxvpg.checkpoint import Checkpoints
 from purejaxvpg.config import Config, require_int
 from purejaxvpg.train import HyperParams, Program, TrainResult, seed_keys, setup, split_metrics
 
 DEFAULT_REFRESHES = 50  # progress refreshes per run when log_every is not given
+DEFAULT_CHECKPOINTS = 10  # checkpoints per run when checkpoint_every is not given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,21 +45,73 @@ class RunOptions:
     num_seeds: int = 8
     seed: int = 0
     log_every: int = 0  # updates per block (progress refresh); 0: num_updates / 50
-    checkpoint_every: int = 0  # updates between checkpoints; 0: only the final one
+    # updates between checkpoints; None: about a tenth of the run in whole blocks
+    # (`checkpoint_interval`); 0: only the final one (and on interruption)
+    checkpoint_every: int | None = None
     progress: bool = True  # draw a progress bar on stderr
 
     def validate(self) -> "RunOptions":
         require_int("num_seeds", self.num_seeds, low=1)
-        require_int("seed", self.seed, low=0)
+        require_int("seed", self.seed, low=0, high=keys_lib.MAX_SEED)
         require_int("log_every", self.log_every, low=0)
-        require_int("checkpoint_every", self.checkpoint_every, low=0)
+        if self.checkpoint_every is not None:
+            require_int("checkpoint_every", self.checkpoint_every, low=0)
         return self
+
+    def checkpoint_interval(self, config: Config) -> int:
+        """Updates between checkpoints (0: only at the end). By default the largest whole
+        number of blocks within a tenth of the run (at least one block), so `kill -9` loses
+        at most ~10% of the updates (one block when blocks are longer than that)."""
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        block = self.block(config)
+        return block * max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS) // block)
 
     def block(self, config: Config) -> int:
         """Updates per compiled block."""
         if self.log_every:
             return min(self.log_every, config.num_updates)
         return max(1, math.ceil(config.num_updates / DEFAULT_REFRESHES))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A session stopped by SIGINT or SIGTERM. updates_done: the updates finished (and
+    checkpointed, when the session had a run_dir); None if it stopped before training."""
+
+    def __init__(self, signum: int, updates_done: int | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.updates_done = signum, updates_done
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _FinishTheBlock:
+    """While installed (main thread only): the first SIGINT/SIGTERM is noted and the
+    running block finishes, so it can be checkpointed; a second one stops at once.
+    A signal the process was told to ignore (a shell's background job ignores SIGINT)
+    stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
+                             if signal.getsignal(s) is not signal.SIG_IGN}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise Interrupted(signum)
+        self.received = signum
+        print(f"\npurejaxvpg: {signal.Signals(signum).name}: stopping after this block "
+              "(and checkpointing it); send it again to stop at once", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 class Progress:
@@ -91,23 +153,32 @@ def run(
     run_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train `options.num_seeds` seeds in blocks; checkpoint into `run_dir/checkpoints`.
 
-    resume: continue from run_dir's newest checkpoint (a fresh start if there is none).
+    resume: continue from run_dir's newest intact checkpoint (from update 0 if there is
+    none). Without it, a run_dir that already holds checkpoints is refused (before compiling).
     stop_after: stop once this many updates are done (after checkpointing) — what an
     interruption looks like; the returned result then covers only those updates.
+    on_start(updates_done): called once every check has passed and the program compiled,
+    before the first block: where the caller writes its own record of the run.
+    on_result(result): called before the final checkpoint is written, so the caller's
+    metrics files are on disk before anything else that can fail.
+    Raises Interrupted on SIGINT / SIGTERM once the running block is checkpointed.
     """
-    config.validate()
-    options.validate()
-    s = setup(config)
-    fit = memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
-    if options.num_seeds > fit:
-        raise ValueError(
-            f"num_seeds: at most {fit} seeds fit in device memory (estimate) for a session; "
-            f"got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
-        )
+    check(config, options)
+    if run_dir is not None and not resume:
+        from purejaxvpg.checkpoint import steps
+
+        if steps(run_dir):
+            raise ValueError(
+                f"run_dir: {run_dir} already holds checkpoints (updates {steps(run_dir)}) of "
+                "another run; pass resume=True to continue it, or pick another directory."
+            )
     block = options.block(config)
+    every = options.checkpoint_interval(config)
     keys = seed_keys(options.seed, options.num_seeds)
     start = time.perf_counter()
     init, step, abstract = _compiled(config, options.num_seeds, block)
@@ -116,10 +187,12 @@ def run(
     checkpoints = Checkpoints(run_dir) if run_dir is not None else None
     done, parts = 0, []
     if resume and checkpoints is not None and checkpoints.latest() is not None:
-        done, state, saved = checkpoints.restore(abstract)
+        done, state, saved = checkpoints.restore(abstract, set_aside_damaged=True)
         parts.append(saved)
     else:
         state = init(keys)
+    if on_start is not None:
+        on_start(done)
 
     U = config.num_updates
     stop = U if stop_after is None else min(U, stop_after)
@@ -127,31 +200,38 @@ def run(
     progress.advance(done * config.batch_size, 0.0)
     run_seconds, first_done, last_saved = 0.0, done, done
     try:
-        while done < stop:
-            start = time.perf_counter()
-            state, metrics = step(state, jnp.int32(done))
-            valid = min(block, U - done)
-            metrics = {k: np.asarray(v)[:, :valid] for k, v in metrics.items()}  # waits for the block
-            run_seconds += time.perf_counter() - start
-            parts.append(metrics)
-            done += valid
-            rate = options.num_seeds * (done - first_done) * config.batch_size / run_seconds
-            progress.advance(done * config.batch_size, rate)
-            if checkpoints is not None and options.checkpoint_every and (
-                done - last_saved >= options.checkpoint_every and done < U
-            ):
-                checkpoints.save(done, state, _join(parts))
-                last_saved = done
+        with _FinishTheBlock() as signals:
+            while done < stop and signals.received is None:
+                start = time.perf_counter()
+                state, metrics = step(state, jnp.int32(done))
+                valid = min(block, U - done)
+                metrics = {k: np.asarray(v)[:, :valid] for k, v in metrics.items()}  # waits for the block
+                run_seconds += time.perf_counter() - start
+                parts.append(metrics)
+                done += valid
+                rate = options.num_seeds * (done - first_done) * config.batch_size / run_seconds
+                progress.advance(done * config.batch_size, rate)
+                if checkpoints is not None and done < U and (
+                    signals.received is not None or (every and done - last_saved >= every)
+                ):
+                    try:
+                        checkpoints.save(done, state, _join(parts))
+                    except OSError as error:  # e.g. a full disk: the run goes on, the next one retries
+                        print(f"purejaxvpg: warning: {error}; training goes on", file=sys.stderr)
+                    last_saved = done
+    except BaseException:
+        _close_quietly(checkpoints)
+        raise
     finally:
         progress.close()
-    metrics = _join(parts)
-    if checkpoints is not None:
-        if done > last_saved or checkpoints.latest() is None:
-            checkpoints.save(done, state, metrics)
-        checkpoints.close()
+    if signals.received is not None and done < U:
+        if checkpoints is not None:
+            checkpoints.close()
+        raise Interrupted(signals.received, done)
 
+    metrics = _join(parts)
     train_metrics, eval_metrics = split_metrics(config, _truncate(metrics, done))
-    return TrainResult(
+    result = TrainResult(
         config=config,
         num_seeds=options.num_seeds,
         metrics=train_metrics,
@@ -163,6 +243,42 @@ def run(
         seeds_trained=options.num_seeds,
         updates_trained=done - first_done,  # a resumed run trained only the rest
     )
+    try:
+        if on_result is not None:
+            on_result(result)
+        if checkpoints is not None and (
+            done > last_saved or (done == first_done and checkpoints.latest() is None)
+        ):
+            checkpoints.save(done, state, metrics)
+    except BaseException:
+        _close_quietly(checkpoints)
+        raise
+    if checkpoints is not None:
+        checkpoints.close()  # waits for the files
+    return result
+
+
+def _close_quietly(checkpoints: Checkpoints | None) -> None:
+    """On the way out after an error: finish what was saved, report the first error only."""
+    if checkpoints is not None:
+        try:
+            checkpoints.close()
+        except Exception:
+            pass
+
+
+def check(config: Config, options: RunOptions) -> None:
+    """Everything a session refuses, checked without compiling or writing: the config,
+    the options and whether the seeds fit in device memory (estimate)."""
+    config.validate()
+    options.validate()
+    s = setup(config)
+    fit = memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
+    if options.num_seeds > fit:
+        raise ValueError(
+            f"num_seeds: at most {fit} seeds fit in device memory (estimate) for a session; "
+            f"got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -199,21 +315,20 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0) -> dict
     """Greedy and stochastic episodes of every seed of a run's newest checkpoint, in one
     jitted, vmapped call. Writes and returns the record of RUN_DIR/eval.json: per mode,
     each seed's mean return, the mean episode length and IQM / mean / median with CIs."""
-    import json
-
     from purejaxvpg import rundir, stats
+    from purejaxvpg.checkpoint import steps
     from purejaxvpg.evaluate import make_evaluate
 
     require_int("episodes", episodes, low=1)
     config, run = rundir.read_config(Path(run_dir))
     num_seeds = run.get("num_seeds", 1)
-    checkpoints = Checkpoints(run_dir)
-    if checkpoints.latest() is None:
+    if not steps(run_dir):
         raise ValueError(f"run_dir: {run_dir} has no checkpoint to evaluate.")
+    checkpoints = Checkpoints(run_dir)  # the newest intact checkpoint (a damaged one is named)
     updates_done, state, _ = checkpoints.restore(abstract_state(config, num_seeds))
     checkpoints.close()
     evaluate = jax.jit(jax.vmap(make_evaluate(config, setup(config).actor, episodes)))
-    eval_keys = jax.random.split(jax.random.key(seed), num_seeds)
+    eval_keys = keys_lib.eval_keys(seed, num_seeds)  # disjoint from the training keys
     out = {k: np.asarray(v) for k, v in evaluate(state.actor_params, state.runner.env_state, eval_keys).items()}
 
     record = {"run_dir": str(run_dir), "env_id": config.env_id, "num_seeds": num_seeds,
@@ -225,5 +340,5 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0) -> dict
             "mean_length": float(out[f"eval_length_{mode}"].mean()),
             **{name: dataclasses.asdict(i) for name, i in stats.aggregate(returns).items()},
         }
-    (Path(run_dir) / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
+    rundir.write_json(Path(run_dir) / "eval.json", record)  # NaN/inf as null
     return record

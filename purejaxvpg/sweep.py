@@ -7,27 +7,36 @@ settings are compared on common random numbers. The whole grid is one jitted cal
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import itertools
-import json
 import math
+import tempfile
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxvpg import stats
+from purejaxvpg import rundir, stats
 from purejaxvpg.config import SWEEPABLE, Config
 from purejaxvpg.train import HyperParams, TrainResult, seed_keys, train
 
 INTEGER = ("value_iters",)
 
 
-def _value(name: str, text: str):
+def _number(name: str, text: str, what: str = "value") -> float:
+    """A finite float from `text`, or a ValueError naming the hyperparameter."""
     try:
         number = float(text)
     except ValueError as error:
-        raise ValueError(f"sweep: {name} value {text!r} is not a number.") from error
+        raise ValueError(f"sweep: {name} {what} {text.strip()!r} is not a number.") from error
+    if not math.isfinite(number):
+        raise ValueError(f"sweep: {name} {what} must be a finite number, got {text.strip()!r}.")
+    return number
+
+
+def _value(name: str, text: str):
+    number = _number(name, text)
     if name in INTEGER:
         if number != int(number):
             raise ValueError(f"sweep: {name} must be an integer, got {text!r}.")
@@ -42,6 +51,13 @@ def _name(text: str) -> str:
     return name
 
 
+def _once(seen: dict, name: str, flag: str) -> None:
+    """A hyperparameter given twice would silently replace the first: refuse it."""
+    if name in seen:
+        form = "V1,V2,..." if flag == "--grid" else "LOW:HIGH[:log]"
+        raise ValueError(f"sweep: {flag} {name} is given twice; give it once ({flag} {name}={form}).")
+
+
 def parse_grid(items: list[str]) -> dict[str, list]:
     """["policy_lr=1e-3,3e-3", "gamma=0.99"] -> {"policy_lr": [0.001, 0.003], "gamma": [0.99]}."""
     grid = {}
@@ -50,6 +66,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
             raise ValueError(f"sweep: --grid expects NAME=V1,V2,..., got {item!r}.")
         name, values = item.split("=", 1)
         name = _name(name)
+        _once(grid, name, "--grid")
         grid[name] = [_value(name, v) for v in values.split(",") if v.strip()]
         if not grid[name]:
             raise ValueError(f"sweep: --grid {name} has no values.")
@@ -65,7 +82,8 @@ def parse_ranges(items: list[str]) -> dict[str, tuple[float, float, bool]]:
         if not spec or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
             raise ValueError(f"sweep: --range expects NAME=LOW:HIGH[:log], got {item!r}.")
         name = _name(name)
-        low, high = float(parts[0]), float(parts[1])
+        _once(ranges, name, "--range")
+        low, high = _number(name, parts[0], "low"), _number(name, parts[1], "high")
         log = len(parts) == 3
         if not low <= high or (log and low <= 0):
             raise ValueError(f"sweep: --range {name} needs low <= high (and low > 0 for log), got {item!r}.")
@@ -106,35 +124,49 @@ class SweepResult:
     settings: list[dict]
     num_seeds: int
     final_returns: np.ndarray  # [num_settings, num_seeds], return at the last update
-    summaries: list[dict]  # per setting: name -> stats.Interval
+    diverged_at: np.ndarray  # [num_settings, num_seeds], first non-finite update, -1: finite
+    summaries: list[dict]  # per setting: name -> stats.Interval over its finite runs; {} if none
     result: TrainResult  # runs in order setting-major: run i = setting i // S, seed i % S
 
     def ranking(self) -> list[int]:
-        """Setting indices, best IQM first."""
-        return sorted(range(len(self.settings)), key=lambda i: -self.summaries[i]["iqm"].point)
+        """Setting indices, best IQM first; settings whose every run diverged last."""
+        return sorted(range(len(self.settings)),
+                      key=lambda i: -self.summaries[i]["iqm"].point if self.summaries[i] else math.inf)
 
     def table(self) -> str:
         names = list(self.settings[0])
-        header = ["rank", *names, "IQM [95% CI]", "mean [95% CI]", "median"]
+        header = ["rank", *names, "IQM [95% CI]", "mean [95% CI]", "median", "diverged"]
         rows = []
         for rank, i in enumerate(self.ranking(), 1):
             s = self.summaries[i]
             rows.append([
                 str(rank), *(f"{self.settings[i][n]:.4g}" for n in names),
-                f"{s['iqm'].point:.1f} [{s['iqm'].low:.1f}, {s['iqm'].high:.1f}]",
-                f"{s['mean'].point:.1f} [{s['mean'].low:.1f}, {s['mean'].high:.1f}]",
-                f"{s['median'].point:.1f}",
+                *((f"{s['iqm'].point:.1f} [{s['iqm'].low:.1f}, {s['iqm'].high:.1f}]",
+                   f"{s['mean'].point:.1f} [{s['mean'].low:.1f}, {s['mean'].high:.1f}]",
+                   f"{s['median'].point:.1f}") if s else ("-", "-", "-")),
+                f"{int((self.diverged_at[i] >= 0).sum())}/{self.num_seeds}",
             ])
         widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
         line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
         r = self.result
+        diverged = int((self.diverged_at >= 0).sum())
         footer = (
             f"{self.config.env_id}: {len(self.settings)} settings x {self.num_seeds} seeds, "
             f"final-update return; compile {r.compile_seconds:.1f} s, run {r.run_seconds:.1f} s"
+            + (f"\n{diverged} of {self.diverged_at.size} runs diverged (non-finite metrics or "
+               "parameters) and are left out of their setting's statistics" if diverged else "")
         )
         return "\n".join([line(header), *(line(r) for r in rows), footer])
 
-    def write(self, out: Path) -> Path:
+    def hyperparameters(self, i: int) -> dict:
+        """Every swept hyperparameter of setting i: the setting's own values, the config's
+        for the others."""
+        return {name: self.settings[i].get(name, getattr(self.config, name)) for name in SWEEPABLE}
+
+    def write(self, out: Path) -> list[Path]:
+        """OUT/sweep.json (everything, every run's final return) and OUT/sweep.csv (one row
+        per setting, best first: its hyperparameters and statistics). Non-finite numbers
+        are written as null / an empty cell."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         record = {
@@ -145,18 +177,53 @@ class SweepResult:
             "settings": [
                 {"setting": self.settings[i],
                  "final_returns": self.final_returns[i].tolist(),
+                 "diverged_at_update": self.diverged_at[i].tolist(),  # per seed, -1: finite
                  **{k: dataclasses.asdict(v) for k, v in self.summaries[i].items()}}
                 for i in self.ranking()
             ],
         }
-        path = out / "sweep.json"
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        return path
+        json_path = out / "sweep.json"
+        json_path.write_text(rundir.json_text(record))
+
+        stat_names = ("iqm", "mean", "median")
+        header = ["rank", *SWEEPABLE, "seeds", "diverged",
+                  *(f"{n}{end}" for n in stat_names for end in ("", "_low", "_high"))]
+        csv_path = out / "sweep.csv"
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for rank, i in enumerate(self.ranking(), 1):
+                s = self.summaries[i]
+                cells = [getattr(s[n], f) if s else "" for n in stat_names for f in ("point", "low", "high")]
+                writer.writerow([rank, *self.hyperparameters(i).values(), self.num_seeds,
+                                 int((self.diverged_at[i] >= 0).sum()), *cells])
+        return [json_path, csv_path]
+
+
+def writable_dir(path, name: str = "out") -> Path:
+    """Create `path` (a directory) and check a file can be written in it, before any
+    work: a ValueError naming `name` if it is a file, lies under one, or is read-only."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == path else f"lies under the file {place}"
+            raise ValueError(f"{name}: {path} {where}; pass a directory.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{name}: cannot write into {path} ({error.strerror or error}); pass a writable directory."
+        ) from error
+    return path
 
 
 def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
         reps: int = 2000) -> SweepResult:
-    """Train every setting x seed in one jitted, vmapped call and summarise each setting."""
+    """Train every setting x seed in one jitted, vmapped call and summarise each setting.
+    A run that diverges (non-finite metrics or parameters) is left out of its setting's
+    statistics and counted in `diverged_at`."""
     G, S = len(settings), num_seeds
     base = HyperParams.from_config(config)
     columns = {
@@ -166,5 +233,11 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
     keys = jnp.tile(seed_keys(seed, S), G)  # seed j of every setting: the same key
     result = train(config, keys=keys, hparams=HyperParams(**columns))
     final = result.metrics["episode_return"][:, -1].reshape(G, S)
-    summaries = [stats.aggregate(final[i], reps=reps) for i in range(G)]
-    return SweepResult(config, settings, S, final, summaries, result)
+    diverged_at = result.diverged_at.reshape(G, S)
+    return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result)
+
+
+def summarize(final: np.ndarray, diverged_at: np.ndarray, reps: int = 2000) -> list[dict]:
+    """Per setting (row of final [settings, seeds]), stats.aggregate of the runs that did not
+    diverge (diverged_at < 0); {} for a setting whose every run diverged."""
+    return [stats.aggregate(f[d < 0], reps=reps) if (d < 0).any() else {} for f, d in zip(final, diverged_at)]

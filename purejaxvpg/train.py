@@ -9,6 +9,7 @@ that for you, after validating the config and checking that the run fits in memo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import envs
 from purejaxvpg import advantages as adv_lib
 from purejaxvpg import chunks as chunks_lib
 from purejaxvpg import envstack, memory, metrics as metrics_lib, rollout, updates
-from purejaxvpg.config import SWEEPABLE, Config, require_int
+from purejaxvpg import keys as keys_lib
+from purejaxvpg.keys import seed_keys
+from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter, require_int
 from purejaxvpg.evaluate import EVAL_METRIC_NAMES, make_evaluate
 from purejaxvpg.networks import Actor, Critic
 
@@ -179,19 +182,22 @@ class Program:
     def init(self, key: jax.Array, hp: HyperParams) -> TrainState:
         s = self.s
         actor_optimizer, critic_optimizer = self.optimizers(hp)
-        key_actor, key_critic, key_env = jax.random.split(key, 3)
+        streams = keys_lib.RunStreams.of(key)  # one stream per consumer (see keys.py)
         dummy_obs = jnp.zeros((1, *s.obs_shape), jnp.float32)
-        actor_params = s.actor.init(key_actor, dummy_obs)
-        critic_params = s.critic.init(key_critic, dummy_obs)
+        actor_params = s.actor.init(streams.actor, dummy_obs)
+        critic_params = s.critic.init(streams.critic, dummy_obs)
+        runner = rollout.reset(s.env, s.env_params, streams.env)
+        # reward scaling discounts with this run's gamma (a sweep's own), not the config's
+        runner = runner.replace(env_state=envs.set_return_discount(runner.env_state, hp.gamma))
         return TrainState(
             actor_params=actor_params,
             critic_params=critic_params,
             actor_opt_state=actor_optimizer.init(actor_params),
             critic_opt_state=critic_optimizer.init(critic_params),
-            runner=rollout.reset(s.env, s.env_params, key_env),
+            runner=runner,
             episodes=metrics_lib.EpisodeSummary.zeros(),
             update=jnp.zeros((), jnp.int32),
-            eval_key=jax.random.fold_in(key, 1),
+            eval_key=streams.evaluation,
         )
 
     def update(self, state: TrainState, hp: HyperParams):
@@ -268,7 +274,7 @@ class Program:
             state, metrics = self.update(state, hp)
             if self.evaluate is not None:
                 due = (u + 1) % c.eval_every == 0
-                key = jax.random.fold_in(state.eval_key, u)
+                key = keys_lib.in_run_eval_key(state.eval_key, u)
                 skipped = {n: jnp.zeros((), jnp.float32) for n in EVAL_METRIC_NAMES}
                 metrics |= jax.lax.cond(
                     due,
@@ -301,6 +307,28 @@ def split_metrics(config: Config, metrics: dict) -> tuple[dict, dict]:
     return train_metrics, eval_metrics
 
 
+def first_nonfinite_update(config: Config, metrics: dict, eval_metrics: dict, params=None) -> np.ndarray:
+    """Per seed, the first update at which a metric (losses, returns, gradient norms,
+    evaluations) is NaN or infinite, or the last update if only the final `params` are
+    not finite; -1 for a seed that stayed finite. [num_seeds] int.
+
+    metrics: name -> [num_seeds, updates]; eval_metrics: name -> [num_seeds, num_evals],
+    evaluation k taken after update (k + 1) * eval_every - 1 (see split_metrics).
+    """
+    num_seeds, updates = np.shape(metrics["env_steps"])
+    bad = np.zeros((num_seeds, max(updates, 1)), bool)
+    for value in metrics.values():
+        bad[:, :updates] |= ~np.isfinite(np.asarray(value))
+    for value in eval_metrics.values():
+        at = (np.arange(np.shape(value)[1]) + 1) * config.eval_every - 1
+        bad[:, at] |= ~np.isfinite(np.asarray(value))
+    for leaf in jax.tree.leaves(params):
+        leaf = np.asarray(leaf)
+        if leaf.dtype.kind == "f":
+            bad[:, -1] |= ~np.isfinite(leaf.reshape(num_seeds, -1)).all(axis=1)
+    return np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What `purejaxvpg.train` returns. Arrays have a leading [num_seeds] axis."""
@@ -318,6 +346,18 @@ class TrainResult:
     eval_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
     updates_trained: int | None = None  # updates run in this call (None: all of them)
+
+    @functools.cached_property
+    def diverged_at(self) -> np.ndarray:
+        """Per seed, the first update with a non-finite metric (or non-finite final
+        parameters: the last update); -1 for seeds that stayed finite. [num_seeds] int.
+        Diverged seeds are reported and left out of aggregates, never averaged in."""
+        return first_nonfinite_update(self.config, self.metrics, self.eval_metrics, self.params)
+
+    @property
+    def finite_seeds(self) -> np.ndarray:
+        """Boolean mask [num_seeds] of the seeds that did not diverge."""
+        return self.diverged_at < 0
 
     @property
     def eval_env_steps(self) -> np.ndarray:
@@ -338,11 +378,6 @@ class TrainResult:
         return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
 
 
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """The keys `train` uses: key i belongs to seed i whatever num_seeds is."""
-    return jax.random.split(jax.random.key(seed), num_seeds)
-
-
 def train(
     config: Config,
     num_seeds: int = 1,
@@ -359,15 +394,15 @@ def train(
     sequential chunks of `chunk_size` seeds (automatic unless given); a seed's result does
     not depend on the chunk it ran in. With `results_dir`, every finished chunk is written
     there at once, and a rerun of the same run loads finished chunks instead of training
-    them again. Compile time and run time are measured separately.
+    them again; a directory of another run, of other code (chunks.py) or of other files is
+    refused before compiling. Compile time and run time are measured separately. Seeds
+    whose metrics or parameters become non-finite are flagged in `diverged_at`.
 
     `hparams` (a sweep) gives each run its own numeric hyperparameters: a HyperParams
     whose leaves are arrays of shape [num_seeds], aligned with the keys; the config's
     values of those fields are then ignored.
     """
-    if keys is None:
-        require_int("num_seeds", num_seeds, low=1)
-        keys = seed_keys(seed, num_seeds)
+    keys = seed_keys(seed, num_seeds) if keys is None else keys_lib.check_keys(keys)
     num_seeds = int(keys.shape[0])
     s = setup(config)
     program = Program(s)
@@ -376,10 +411,7 @@ def train(
         run = jax.jit(jax.vmap(lambda key: program.train(key, const)))
         inputs = keys
     else:
-        hparams = jax.tree.map(jnp.asarray, hparams)
-        for name, leaf in zip(SWEEPABLE, jax.tree.leaves(hparams)):
-            if leaf.shape != (num_seeds,):
-                raise ValueError(f"hparams.{name}: must have shape ({num_seeds},), got {leaf.shape}.")
+        hparams = _checked_hparams(hparams, num_seeds)
         run = jax.jit(jax.vmap(program.train))
         inputs = (keys, hparams)
     fit = memory.seeds_that_fit(config, s.obs_shape, s.spec.size)
@@ -394,14 +426,13 @@ def train(
         chunk_size = min(chunk_size, num_seeds)
 
     take = lambda first, last: jax.tree.map(lambda x: x[first:last], inputs)  # noqa: E731
+    store, abstract = None, None
+    if results_dir is not None:  # checked before compiling: a refused dir costs no compile
+        store = chunks_lib.ChunkStore(results_dir, config, keys, hparams)
+        abstract = jax.eval_shape(run, *_args(take(0, chunk_size)))  # restores saved PRNG keys
     start = time.perf_counter()
     compiled = run.lower(*_args(take(0, chunk_size))).compile()
     compile_seconds = time.perf_counter() - start
-
-    store, abstract = None, None
-    if results_dir is not None:  # the output structure restores saved chunks' PRNG keys
-        store = chunks_lib.ChunkStore(results_dir, config, keys, hparams)
-        abstract = jax.eval_shape(run, *_args(take(0, chunk_size)))
     parts, run_seconds, loaded, trained = [], 0.0, 0, 0
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
@@ -443,6 +474,26 @@ def train(
         chunks_loaded=loaded,
         seeds_trained=trained,
     )
+
+
+def _checked_hparams(hparams, num_seeds: int) -> HyperParams:
+    """A sweep's HyperParams with leaves as arrays [num_seeds], every element in its
+    Config field's range (config.check_hyperparameter); ValueError naming
+    `hparams.<field>` otherwise. Runs before anything compiles."""
+    if not isinstance(hparams, HyperParams):
+        raise ValueError(f"hparams: must be a purejaxvpg.HyperParams, got {type(hparams).__name__}.")
+    leaves = {}
+    for name in SWEEPABLE:
+        label = f"hparams.{name}"
+        leaf = np.asarray(getattr(hparams, name))
+        if leaf.shape != (num_seeds,):
+            raise ValueError(f"{label}: must have shape ({num_seeds},), got {leaf.shape}.")
+        if leaf.dtype.kind not in "biuf":
+            raise ValueError(f"{label}: must hold numbers, got dtype {leaf.dtype}.")
+        for value in np.unique(leaf):  # a sweep holds few distinct values
+            check_hyperparameter(name, value.item(), label)
+        leaves[name] = jnp.asarray(leaf)
+    return HyperParams(**leaves)
 
 
 def _args(inputs) -> tuple:

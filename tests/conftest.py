@@ -1,8 +1,10 @@
 import dataclasses
 
+import jax
 import pytest
 
 import purejaxvpg as pjv
+from purejaxvpg import session
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +20,24 @@ def tiny_result(tiny_config):
 
 def replace(config, **changes):
     return dataclasses.replace(config, **changes)
+
+
+class Compiles(Exception):
+    """Raised instead of compiling: the work got past every check that comes first."""
+
+
+def _refuse(*args, **kwargs):
+    raise Compiles
+
+
+def forbid_compiling(monkeypatch) -> None:
+    """For the rest of the test, compiling raises Compiles, so a refusal that must come
+    before compiling fails the test if it comes later (or not at all)."""
+    monkeypatch.setattr(jax.stages.Lowered, "compile", _refuse)
+    monkeypatch.setattr(session, "_compiled", _refuse)  # it caches compiled programs
+
+
+def forbid_jit(monkeypatch) -> None:
+    """Stricter and cheaper than forbid_compiling: even building a jitted function raises
+    Compiles (argument checks that come before any tracing)."""
+    monkeypatch.setattr(jax, "jit", _refuse)

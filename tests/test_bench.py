@@ -143,3 +143,38 @@ def test_optimisation_variants_set_the_loop_knobs():
     assert both.num_envs == base.num_envs and both.value_iters == base.value_iters
     with pytest.raises(ValueError, match="unknown 'fused'"):
         optimisations.variant(base, "fused")
+
+
+@pytest.mark.parametrize("seeds", ["-1", "1,x", "2.5", "", "0,4"])
+def test_bench_refuses_bad_seed_counts_by_name(seeds, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "matmul_peak", _no_work)
+    assert cli.main(["bench", "--preset", "defaults", f"--num-seeds={seeds}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("purejaxvpg: error: num_seeds: expected comma-separated integers >= 1")
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("measured before checking its arguments")
+
+
+def test_bench_out_that_is_a_file_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "matmul_peak", _no_work)
+    (tmp_path / "f").write_text("x")
+    assert cli.main(["bench", "--preset", "defaults", "--num-seeds", "1", "--out", str(tmp_path / "f")]) == 2
+    assert "out: " + str(tmp_path / "f") + " is a file" in capsys.readouterr().err
+
+
+def test_bench_with_every_point_skipped_writes_nothing(tmp_path, capsys, monkeypatch):
+    """Committed results are never overwritten by a run that measured nothing."""
+    huge = pjv.Config(num_envs=4096, num_steps=1024, total_steps=4096 * 1024)
+    monkeypatch.setitem(bench.PRESETS, "huge", huge)
+    monkeypatch.setattr(bench, "matmul_peak", _no_work)
+    committed = tmp_path / f"{bench.hardware_name(bench.hardware())}-huge-throughput.json"
+    committed.write_text('{"committed": true}\n')
+    assert cli.main(["bench", "--preset", "huge", "--num-seeds", "100000", "--out", str(tmp_path)]) == 2
+    assert "nothing written" in capsys.readouterr().err
+    assert committed.read_text() == '{"committed": true}\n'
+
+
+def test_results_json_never_holds_nan(bench_record):
+    json.loads(bench_record[0].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import purejaxvpg as pjv
+from conftest import forbid_compiling
 
 
 def test_chunked_run_equals_unchunked(tiny_config, tiny_result):
@@ -30,7 +31,78 @@ def test_finished_chunks_are_written_and_reused(tiny_config, tmp_path):
     jax.tree.map(np.testing.assert_array_equal, again.params, first.params)
 
 
-def test_results_dir_of_another_run_is_refused(tiny_config, tmp_path):
-    pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=tmp_path)
+_DIGESTS: set = set()
+
+
+@pytest.fixture(scope="module")
+def written(tiny_config, tmp_path_factory):
+    """A results_dir of 2 seeds in chunks of 1 (the one compile the tests below share)."""
+    from purejaxvpg import chunks
+
+    path = tmp_path_factory.mktemp("written")
+    digests = {chunks.source_digest()}  # before and after: others may edit the tree meanwhile
+    pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=path)
+    _DIGESTS.update(digests | {chunks.source_digest()})
+    return path
+
+
+def test_results_dir_of_another_run_is_refused_before_compiling(tiny_config, written, monkeypatch):
+    forbid_compiling(monkeypatch)
     with pytest.raises(ValueError, match="^results_dir: .* different run"):
-        pjv.train(tiny_config, num_seeds=2, seed=1, chunk_size=1, results_dir=tmp_path)
+        pjv.train(tiny_config, num_seeds=2, seed=1, chunk_size=1, results_dir=written)
+
+
+def test_chunks_record_the_code_that_computed_them(written):
+    import importlib.metadata
+    import json
+
+    from purejaxvpg import rundir
+
+    code = json.loads((written / "run.json").read_text())["code"]
+    assert code["purejaxvpg"] == importlib.metadata.version("purejaxvpg")
+    assert code["jax"] == jax.__version__ and code["git_commit"] == rundir.git_commit()
+    assert code["source_sha256"] in _DIGESTS and len(code["source_sha256"]) == 64
+
+
+def test_source_digest_changes_with_any_source_edit(tmp_path):
+    from purejaxvpg import chunks
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    before = chunks.source_digest([tmp_path / "pkg"])
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert chunks.source_digest([tmp_path / "pkg"]) != before
+
+
+def test_stale_chunks_of_other_code_are_refused_before_compiling(tiny_config, written, monkeypatch):
+    from purejaxvpg import chunks
+
+    monkeypatch.setattr(chunks, "source_digest", lambda roots=None: "0" * 64)  # the code changed
+    forbid_compiling(monkeypatch)
+    with pytest.raises(ValueError, match=r"^results_dir: .* computed by other code.*delete .* another results_dir"):
+        pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=written)
+
+
+def test_chunks_of_an_older_version_without_a_code_record_are_refused(tiny_config, tmp_path, monkeypatch):
+    (tmp_path / "run.json").write_text('{"config": {}, "keys": []}')  # the format before code versions
+    (tmp_path / "chunk-0000000-0000001.npz").write_bytes(b"")
+    forbid_compiling(monkeypatch)
+    with pytest.raises(ValueError, match=r"^results_dir: .* did not record its code version.*delete"):
+        pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["file", "train run directory"])
+def test_results_dir_holding_something_else_is_refused_before_compiling(tiny_config, tmp_path, monkeypatch, kind):
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("not a directory")
+        match = "is a file"
+    else:  # what `purejaxvpg train --out` writes
+        target.mkdir()
+        (target / "config.json").write_text("{}")
+        (target / "checkpoints").mkdir()
+        match = "holds no run.json"
+    forbid_compiling(monkeypatch)
+    with pytest.raises(ValueError, match=f"^results_dir: .*{match}"):
+        pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=target)
+    assert kind != "file" or target.read_text() == "not a directory"

@@ -17,6 +17,7 @@ def test_every_config_field_is_a_documented_flag(capsys):
     text = capsys.readouterr().out
     for field in dataclasses.fields(pjv.Config):
         assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "about every tenth of the run" in " ".join(text.split())  # the checkpoint cadence
 
 
 def test_flags_parse_into_config():

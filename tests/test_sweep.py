@@ -7,6 +7,7 @@ import pytest
 
 import purejaxvpg as pjv
 from purejaxvpg import cli, sweep
+from conftest import forbid_compiling
 
 BASE = pjv.Config(env_id="CartPole-v1", total_steps=4 * 32 * 5, num_envs=4, num_steps=32)
 SETTINGS = [
@@ -59,7 +60,52 @@ def test_random_settings_stay_in_range():
     (["--grid", "value_iters=2.5"], "value_iters must be an integer"),
     (["--samples", "4", "--range", "policy_lr=1:0.1"], "low <= high"),
     ([], "give either --grid"),
+    (["--grid", "policy_lr=1e-3", "--grid", "policy_lr=3e-3"], "--grid policy_lr is given twice"),
+    (["--grid", "value_iters=inf"], "value_iters value must be a finite number, got 'inf'"),
+    (["--grid", "gamma=nan"], "gamma value must be a finite number"),
+    (["--grid", "policy_lr=1e-3,fast"], "policy_lr value 'fast' is not a number"),
+    (["--samples", "2", "--range", "policy_lr=abc:1"], "policy_lr low 'abc' is not a number"),
+    (["--samples", "2", "--range", "gamma=0:inf"], "gamma high must be a finite number"),
+    (["--samples", "2", "--range", "gamma=0.9:1", "--range", "gamma=0.8:1"], "--range gamma is given twice"),
+    (["--grid", "gamma=0.9", "--num-seeds", "0"], "num_seeds: must be an integer >= 1"),
+    (["--grid", "gamma=0.9", "--seed", "-1"], "seed: must be an integer >= 0"),
 ])
-def test_bad_sweeps_are_clear_errors_before_compiling(argv, message, capsys):
+def test_bad_sweeps_are_clear_errors_before_compiling(argv, message, capsys, monkeypatch):
+    forbid_compiling(monkeypatch)
     assert cli.main(["sweep", *argv]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_sweep_out_that_cannot_be_written_is_refused_before_the_work(where, tmp_path, capsys, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" if where == "a file" else tmp_path / "f" / "sub"
+    forbid_compiling(monkeypatch)
+    assert cli.main(["sweep", "--grid", "gamma=0.9,0.99", "--out", str(out)]) == 2
+    where = "is a file" if where == "a file" else f"lies under the file {tmp_path / 'f'}"
+    assert capsys.readouterr().err.startswith(f"purejaxvpg: error: out: {out} {where}; pass a directory.")
+
+
+def test_sweep_writes_csv_and_strict_json(swept, tmp_path):
+    import csv
+    import json
+
+    from scipy import stats as sps
+
+    paths = swept.write(tmp_path)
+    assert [p.name for p in paths] == ["sweep.json", "sweep.csv"]
+    record = json.loads(paths[0].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert len(record["settings"]) == len(SETTINGS)
+    with open(paths[1]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(SETTINGS)
+    for row in rows:
+        i = next(k for k, st in enumerate(SETTINGS) if all(float(row[n]) == v for n, v in st.items()))
+        full = {**{n: getattr(BASE, n) for n in sweep.SWEEPABLE}, **SETTINGS[i]}
+        assert {n: float(row[n]) for n in full} == pytest.approx(full)  # every hyperparameter
+        assert float(row["iqm"]) == pytest.approx(sps.trim_mean(swept.final_returns[i], 0.25))
+        assert float(row["mean"]) == pytest.approx(swept.final_returns[i].mean())
+        assert int(row["seeds"]) == 2 and int(row["diverged"]) == 0
+        assert float(row["iqm_low"]) <= float(row["iqm"]) <= float(row["iqm_high"])
+    assert [int(r["rank"]) for r in rows] == [1, 2]

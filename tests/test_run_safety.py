@@ -1,0 +1,310 @@
+"""Nothing lost, no traceback: interrupts checkpoint and resume exactly, a run directory is
+checked (and locked) before anything compiles or is written, damaged checkpoints fall back,
+and a failing write or a closed stdout keeps the finished run's metrics."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import purejaxvpg as pjv
+from purejaxvpg import cli, rundir, session
+from purejaxvpg.checkpoint import Checkpoints, steps
+from conftest import forbid_compiling
+
+# one tiny config for every in-process run here: 16 updates in blocks of 1, compiled once
+CONFIG = pjv.Config(env_id="CartPole-v1", total_steps=4 * 8 * 16, num_envs=4, num_steps=8)
+FLAGS = ["--env-id", "CartPole-v1", "--total-steps", str(CONFIG.total_steps), "--num-envs", "4",
+         "--num-steps", "8", "--num-seeds", "2", "--log-every", "1", "--no-progress"]
+OPTIONS = session.RunOptions(num_seeds=2, log_every=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """The reference: the same run, never stopped, no run directory."""
+    return session.run(CONFIG, OPTIONS)
+
+
+def _assert_same_metrics(run_dir, reference):
+    with np.load(run_dir / "metrics.npz") as saved:
+        for name in pjv.METRIC_NAMES:
+            np.testing.assert_array_equal(saved[name], reference.metrics[name], err_msg=name)
+
+
+def _strict_json(path):
+    """json.loads that refuses NaN / Infinity (not JSON)."""
+    return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path} holds {c}"))
+
+
+# --- interrupts --------------------------------------------------------------------------
+
+def test_sigterm_checkpoints_the_last_block_and_resume_ends_like_an_uninterrupted_run(
+    uninterrupted, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "purejaxvpg", "train", *FLAGS, "--checkpoint-every", "1", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not steps(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr  # 128 + SIGTERM
+    assert "Traceback" not in stderr
+    assert "SIGTERM: stopping after this block" in stderr  # the running block was finished
+    done = steps(out)[-1]
+    assert 0 < done < CONFIG.num_updates
+    assert f"interrupted at update {done}; resume with --resume {out}" in stderr
+    # resume, changing only what --resume allows: the checkpoint cadence
+    assert cli.main(["train", "--resume", str(out), "--checkpoint-every", "0", "--no-progress"]) == 0
+    _assert_same_metrics(out, uninterrupted)
+    info = _strict_json(out / "config.json")
+    [resumed] = info["resumes"]
+    assert resumed["from_update"] == done and resumed["changed"] == {"checkpoint_every": 0}
+    assert info["run"]["checkpoint_every"] == 1  # the run's own record stays as written
+
+
+def test_ctrl_c_finishes_and_checkpoints_the_running_block(tmp_path, capsys, monkeypatch):
+    """SIGINT arrives while update 5 runs: that block ends, is checkpointed, exit 130.
+    Before it, the default cadence (a tenth of 16 updates in blocks of 1: every 2) saved 2, 4."""
+    saved = []
+    save = Checkpoints.save
+    monkeypatch.setattr(Checkpoints, "save", lambda self, n, *a: (saved.append(n), save(self, n, *a)))
+
+    def advance(self, steps_done, rate):
+        if steps_done == 5 * CONFIG.batch_size:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(session.Progress, "advance", advance)
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert saved == [2, 4, 5] and steps(out)[-1] == 5
+    assert f"interrupted at update 5; resume with --resume {out}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_before_the_first_checkpoint_says_so_and_keeps_nothing(signum, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(session, "_compiled", lambda *a: signal.raise_signal(signum))
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 128 + signum
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not out.exists()  # the same command can start again
+
+
+def test_default_checkpoint_cadence_is_a_tenth_of_the_run_in_whole_blocks():
+    readme = pjv.Config(env_id="CartPole-v1")  # 500k steps / (4 x 128) = 976 updates, blocks of 20
+    every = session.RunOptions().checkpoint_interval(readme)
+    assert (readme.num_updates, session.RunOptions().block(readme), every) == (976, 20, 80)
+    # blocks longer than a tenth of the run: one checkpoint per block
+    assert session.RunOptions(log_every=300).checkpoint_interval(readme) == 300
+    assert session.RunOptions(checkpoint_every=0).checkpoint_interval(readme) == 0
+
+
+# --- the run directory -------------------------------------------------------------------
+
+@pytest.mark.parametrize("held", ["config.json", "checkpoints/3", "metrics.csv"])
+def test_a_directory_holding_a_run_is_refused_before_compiling(held, tmp_path, capsys, monkeypatch):
+    forbid_compiling(monkeypatch)
+    path = tmp_path / held
+    path.mkdir(parents=True) if "/" in held else path.write_text("{}")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert cli.main(["train", *FLAGS, "--out", str(tmp_path)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_session_refuses_a_fresh_run_into_old_checkpoints(tmp_path, monkeypatch):
+    forbid_compiling(monkeypatch)
+    (tmp_path / "checkpoints" / "6").mkdir(parents=True)
+    with pytest.raises(ValueError, match="run_dir: .* already holds checkpoints"):
+        session.run(CONFIG, OPTIONS, tmp_path)
+
+
+def test_bad_paths_are_one_clear_error_and_leave_nothing(tmp_path, capsys, monkeypatch):
+    forbid_compiling(monkeypatch)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["--out", str(afile)], "out: .* is a file"),
+        (["--out", str(afile / "run")], "out: cannot create .* is a file"),
+        (["--out", "/proc/purejaxvpg-test-run"], "out: cannot"),
+        (["--config", str(tmp_path)], "config: cannot read"),
+        (["--num-seeds", "10000000", "--out", str(tmp_path / "big")], "num_seeds: at most"),
+    ]
+    for flags, message in cases:
+        assert cli.main(["train", *FLAGS, *flags]) == 2, flags
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert re.search(message, err), (message, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_out_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    forbid_compiling(monkeypatch)
+    tmp_path.chmod(0o500)
+    try:
+        assert cli.main(["train", *FLAGS, "--out", str(tmp_path / "run")]) == 2
+    finally:
+        tmp_path.chmod(0o700)
+    assert "out: cannot write to" in capsys.readouterr().err
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path, capsys, monkeypatch):
+    """Another process trains in tmp_path (it holds the lock; still compiling, so no
+    config.json yet): a second train there, a --resume and an eval of it are refused."""
+    forbid_compiling(monkeypatch)
+    lock = rundir.RunLock(tmp_path, create=False)
+    try:
+        for argv in (["train", *FLAGS, "--out", str(tmp_path)],
+                     ["train", "--resume", str(tmp_path), "--no-progress"], ["eval", str(tmp_path)]):
+            assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count(f"is in use by another purejaxvpg process (pid {os.getpid()})") == 3, err
+    finally:
+        lock.release()
+    rundir.RunLock(tmp_path, create=False).release()  # free again once released
+
+
+# --- --resume ----------------------------------------------------------------------------
+
+def test_resume_refuses_flags_it_would_ignore(tmp_path, capsys, monkeypatch):
+    forbid_compiling(monkeypatch)
+    argv = ["train", "--resume", str(tmp_path), "--env-id", "Acrobot-v1", "--num-seeds", "5",
+            "--out", "elsewhere", "--preset", "--log-every", "3"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    for flag in ("--env-id", "--num-seeds", "--out", "--preset", "--log-every"):
+        assert flag in err, flag
+    assert "--checkpoint-every" in err  # what may be given instead
+
+
+def test_resume_without_checkpoint_trains_from_zero_and_keeps_the_original_record(
+    uninterrupted, tmp_path, capsys
+):
+    rundir.write_config(tmp_path, CONFIG, {"num_seeds": 2, "log_every": 1, "progress": False})
+    info = json.loads((tmp_path / "config.json").read_text())
+    info["versions"]["jax"], info["git_commit"] = "0.0-original", "0123abc"  # what the run was made with
+    (tmp_path / "config.json").write_text(json.dumps(info))
+    assert cli.main(["train", "--resume", str(tmp_path), "--no-progress"]) == 0
+    assert "has no checkpoint: training it from update 0" in capsys.readouterr().err
+    _assert_same_metrics(tmp_path, uninterrupted)
+    after = _strict_json(tmp_path / "config.json")
+    assert after["versions"]["jax"] == "0.0-original" and after["git_commit"] == "0123abc"
+    [resumed] = after["resumes"]
+    assert resumed["from_update"] == 0 and resumed["versions"]["jax"] == jax.__version__
+    assert "git_commit" in resumed and resumed["time"]
+    assert after["results"]["updates_done"] == CONFIG.num_updates
+
+
+def test_resuming_a_finished_run_without_results_writes_them_without_fake_timings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 0
+    csv = (out / "metrics.csv").read_text()
+    (out / "metrics.npz").unlink()  # e.g. lost after training
+    assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert (out / "metrics.csv").read_text() == csv
+    results = _strict_json(out / "config.json")["results"]
+    assert results["run_seconds"] is None and results["env_steps_per_second"] is None
+    # finished, with results: nothing to do, nothing rewritten
+    before = (out / "config.json").read_text()
+    assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert "is finished" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == before
+
+
+# --- damaged checkpoints -----------------------------------------------------------------
+
+def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(uninterrupted, tmp_path, capsys):
+    session.run(CONFIG, OPTIONS, tmp_path, stop_after=6)  # checkpoints at 4 and 6 (every 2, newest 2 kept)
+    assert steps(tmp_path) == [4, 6]
+    for path in (tmp_path / "checkpoints" / "6").rglob("*"):
+        if path.is_file():
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    capsys.readouterr()
+    resumed = session.run(CONFIG, OPTIONS, tmp_path, resume=True)
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and "/6 is damaged" in err and "using checkpoint 4" in err
+    assert "Traceback" not in err and err.count("\n") <= 3
+    assert resumed.updates_trained == CONFIG.num_updates - 4
+    for name in pjv.METRIC_NAMES:
+        np.testing.assert_array_equal(resumed.metrics[name], uninterrupted.metrics[name], err_msg=name)
+
+
+def test_no_intact_checkpoint_is_a_clear_error(tmp_path):
+    session.run(CONFIG, OPTIONS, tmp_path, stop_after=2)
+    for path in (tmp_path / "checkpoints").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no intact checkpoint .*\(damaged: 2\)"):
+        Checkpoints(tmp_path).restore(session.abstract_state(CONFIG, 2))
+
+
+# --- writes that fail, output that closes, memory ----------------------------------------
+
+class _ClosedPipe:
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_closed_stdout_keeps_the_run_and_is_one_message(uninterrupted, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 1
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert "broken pipe" in err and err.count("purejaxvpg: error") == 1 and "Traceback" not in err
+    _assert_same_metrics(out, uninterrupted)
+    assert steps(out)[-1] == CONFIG.num_updates
+    assert _strict_json(out / "config.json")["results"]["updates_done"] == CONFIG.num_updates
+
+
+def test_a_failing_final_checkpoint_keeps_the_metrics(uninterrupted, tmp_path, capsys, monkeypatch):
+    save = Checkpoints.save
+
+    def full_disk(self, updates_done, *args):
+        if updates_done == CONFIG.num_updates:
+            raise OSError(28, "No space left on device")
+        save(self, updates_done, *args)
+
+    monkeypatch.setattr(Checkpoints, "save", full_disk)
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "metrics were written first" in err
+    assert "Traceback" not in err
+    _assert_same_metrics(out, uninterrupted)
+
+
+def test_out_of_device_memory_names_what_to_lower(tmp_path, capsys, monkeypatch):
+    def oom(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 24.7G")
+
+    monkeypatch.setattr(session, "run", oom)
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "out of device memory" in err and "Traceback" not in err
+    for flag in ("--num-seeds", "--num-envs", "--eval-episodes"):
+        assert flag in err
+    assert not out.exists()  # a failed run does not block its own --out
+
+
+def test_json_written_by_the_project_has_no_nan():
+    text = rundir.json_text({"a": float("nan"), "b": [np.float32(np.inf), 1.5], "c": np.int64(3),
+                             "d": np.array([1.0, -np.inf]), "e": {"f": (float("-inf"),)}})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None, "b": [None, 1.5], "c": 3, "d": [1.0, None], "e": {"f": [None]}}
