@@ -23,7 +23,7 @@ from pathlib import Path
 
 import envs
 import purejaxvpg as pjv
-from purejaxvpg import bench, stats
+from purejaxvpg import bench, rundir, stats
 
 SUITE = (
     "CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0",
@@ -71,6 +71,7 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
         "run_seconds": result.run_seconds,
         "wall_seconds": wall,
         "hardware": bench.hardware(),
+        "git_commit": rundir.git_commit(),  # the code that produced these numbers
     }
 
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for env_id in chosen:
         record = measure(env_id, args.num_seeds, args.eval_episodes, args.seed)
         records[env_id] = record
-        path.write_text(json.dumps(records, indent=2) + "\n")  # each environment as it finishes
+        rundir.write_json(path, records)  # each environment as it finishes
         (args.out / f"{name}-returns.md").write_text(render(records))
         f, g = record["final_return"]["iqm"], record["greedy_eval_return"]["iqm"]
         print(f"{env_id}: final IQM {f['point']:.1f} [{f['low']:.1f}, {f['high']:.1f}], greedy IQM "
