@@ -159,9 +159,13 @@ def check_new_run_dir(run_dir: Path, name: str = "out") -> None:
         raise ValueError(f"{name}: {run_dir} is a file; give a directory for the run.")
     held = held_run_files(run_dir) if run_dir.is_dir() else []
     if held:
+        # without config.json there is nothing --resume could read: only another --out helps
+        resume = f"continue it with --resume {run_dir}, or " if "config.json" in held else (
+            "it has no config.json, so it cannot be resumed; delete it or "
+        )
         raise ValueError(
-            f"{name}: {run_dir} already holds a run ({', '.join(held)}); continue it with "
-            f"--resume {run_dir}, or pick another --out (nothing was written)."
+            f"{name}: {run_dir} already holds a run ({', '.join(held)}); {resume}"
+            "pick another --out (nothing was written)."
         )
     existing = run_dir.absolute()
     while not existing.exists():

@@ -119,7 +119,10 @@ def test_a_directory_holding_a_run_is_refused_before_compiling(held, tmp_path, c
     path.mkdir(parents=True) if "/" in held else path.write_text("{}")
     before = sorted(p.name for p in tmp_path.rglob("*"))
     assert cli.main(["train", *FLAGS, "--out", str(tmp_path)]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already holds a run" in err
+    # --resume is offered only where it could work: it reads config.json
+    assert ("--resume" in err) == (held == "config.json"), err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
