@@ -73,6 +73,17 @@ def test_sigterm_checkpoints_the_last_block_and_resume_ends_like_an_uninterrupte
     assert info["run"]["checkpoint_every"] == 1  # the run's own record stays as written
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in a terminal. A background job (`cmd &` in a
+    script, as some CI runners start tests) inherits SIGINT ignored, and the session rightly
+    keeps ignoring it there, so these tests set Python's own handler for their duration."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_finishes_and_checkpoints_the_running_block(tmp_path, capsys, monkeypatch):
     """SIGINT arrives while update 5 runs: that block ends, is checkpointed, exit 130.
     Before it, the default cadence (a tenth of 16 updates in blocks of 1: every 2) saved 2, 4."""
@@ -92,6 +103,7 @@ def test_ctrl_c_finishes_and_checkpoints_the_running_block(tmp_path, capsys, mon
     assert f"interrupted at update 5; resume with --resume {out}" in err and "Traceback" not in err
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_before_the_first_checkpoint_says_so_and_keeps_nothing(signum, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(session, "_compiled", lambda *a: signal.raise_signal(signum))
