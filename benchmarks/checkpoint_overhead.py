@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 import purejaxvpg as pjv
-from purejaxvpg import bench, rundir, session
-from purejaxvpg.checkpoint import Checkpoints
+from purejaxvpg.host import rundir, session
+from purejaxvpg.host.checkpoint import Checkpoints
+from purejaxvpg.tools.hardware import hardware, hardware_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoints_per_run": {name: n // args.repeats for name, n in saves.items()},
         "wall_seconds_compile_excluded": seconds,
         "overhead": b / a - 1.0,
-        "hardware": bench.hardware(),
+        "hardware": hardware(),
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = rundir.write_json(args.out / f"{bench.hardware_name(record['hardware'])}-checkpoint-overhead.json", record)
+    path = args.out / f"{hardware_name(record['hardware'])}-checkpoint-overhead.json"
+    path = rundir.write_json(path, record)
     print(f"final checkpoint only {a:.2f} s, default cadence {b:.2f} s "
           f"({record['checkpoints_per_run']['default']} checkpoints; median of {args.repeats}): "
           f"overhead {100 * record['overhead']:+.1f}%; wrote {path}")

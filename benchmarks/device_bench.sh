@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/device_setup.sh"
 
 echo "== wide: CartPole-v1, 64 envs x 128 steps per seed, 1 to 1024 seeds =="
-python3 -m benchmarks.throughput --preset wide --num-seeds "${WIDE_SEEDS:-1,16,1024}" --out "$OUT"
+python3 -m benchmarks.throughput --scenario wide --num-seeds "${WIDE_SEEDS:-1,16,1024}" --out "$OUT"
 
-echo "== every preset, 1 to 8192 seeds =="
+echo "== every scenario, 1 to 8192 seeds =="
 python3 -m benchmarks.throughput --num-seeds "${SEEDS:-1,16,256,1024,4096,8192}" --out "$OUT"

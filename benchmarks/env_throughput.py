@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 
 import envs
-from purejaxvpg.bench import hardware, hardware_name
-
+from purejaxvpg.tools.hardware import hardware, hardware_name
 
 STACKS = {
     "raw_gymnax": lambda env, n: envs.VecEnv(env, n),  # plain jax.vmap of gymnax's reset/step
@@ -94,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-envs", default="1,16,256,4096,65536", help="comma-separated")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--breakdown", action="store_true", help="also time each wrapper alone")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/<device>-env-throughput.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: benchmarks/results/<device>-env-throughput.json)")
     args = parser.parse_args(argv)
 
     hw = hardware()
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         wrapped = measure(args.env_id, n, args.steps, "wrapped")
         overhead = 1.0 - wrapped["env_steps_per_second"] / raw["env_steps_per_second"]
         rows += [raw, wrapped]
-        print(f"{n:>9} {raw['env_steps_per_second']:>14,.0f} {wrapped['env_steps_per_second']:>16,.0f} {overhead:>8.1%}", flush=True)
+        print(f"{n:>9} {raw['env_steps_per_second']:>14,.0f} {wrapped['env_steps_per_second']:>16,.0f} "
+              f"{overhead:>8.1%}", flush=True)
         if args.breakdown:
             for variant in ("episode_statistics", "normalize_observation", "scale_reward"):
                 alone = measure(args.env_id, n, args.steps, variant)

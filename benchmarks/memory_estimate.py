@@ -45,14 +45,13 @@ def measure(name: str) -> dict:
     import jax
 
     import purejaxvpg as pjv
-    from purejaxvpg import memory
-    from purejaxvpg.train import _make_train, setup
+    from purejaxvpg.host import memory
 
     fields, num_seeds = CASES[name]
     config = pjv.Config(**fields)
     one = memory.estimate(config)
     keys = pjv.seed_keys(0, num_seeds)
-    compiled = jax.jit(jax.vmap(_make_train(setup(config)))).lower(keys).compile()
+    compiled = jax.jit(jax.vmap(pjv.make_train(config))).lower(keys).compile()
     plan = compiled.memory_analysis()
     xla = {k: int(getattr(plan, k)) for k in (
         "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "alias_size_in_bytes")}
@@ -85,7 +84,7 @@ def main() -> None:
         return
     import jax
 
-    from purejaxvpg.bench import hardware, hardware_name
+    from purejaxvpg.tools.hardware import hardware, hardware_name
 
     hw = hardware()
     rows = []

@@ -1,6 +1,6 @@
-"""Which loop optimisations pay off: the cartpole-500k run under each variant, side by side.
+"""Which loop optimisations pay off: one bench scenario under each variant, side by side.
 
-    python -m benchmarks.optimisations [--num-seeds 1,1024] [--variants baseline,unroll8,...]
+    python -m benchmarks.optimisations [--scenario cartpole-500k] [--num-seeds 1,1024] [--variants ...]
 
 Variants (all give the same results up to float rounding, tested on the CPU):
   baseline      one loop iteration per rollout step, GAE step and value step
@@ -22,7 +22,8 @@ import os
 import re
 from pathlib import Path
 
-from purejaxvpg import bench
+from purejaxvpg.tools import bench
+from purejaxvpg.tools.hardware import hardware, hardware_name
 
 DEFAULT_VARIANTS = "baseline,unroll4,unroll8,unroll16,associative,assoc+unroll8"
 
@@ -44,19 +45,20 @@ def variant(config, name: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cartpole-500k", choices=sorted(bench.PRESETS))
+    parser.add_argument("--scenario", default="cartpole-500k", choices=sorted(bench.SCENARIOS))
+    parser.add_argument("--preset", dest="scenario", choices=sorted(bench.SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--num-seeds", default="1,1024")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS)
     parser.add_argument("--tag", default="", help="suffix of the output file (e.g. the XLA flags tried)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    base = bench.PRESETS[args.preset]
+    base = bench.SCENARIOS[args.scenario]
     names = args.variants.split(",")
     configs = {name: variant(base, name) for name in names}  # bad names fail before compiling
     seeds = [int(x) for x in args.num_seeds.split(",")]
-    record = {"preset": args.preset, "config": dataclasses.asdict(base),
-              "xla_flags": os.environ.get("XLA_FLAGS", ""), "hardware": bench.hardware(), "points": []}
-    hw = bench.hardware_name(record["hardware"])
+    record = {"scenario": args.scenario, "config": dataclasses.asdict(base),
+              "xla_flags": os.environ.get("XLA_FLAGS", ""), "hardware": hardware(), "points": []}
+    hw = hardware_name(record["hardware"])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{hw}-optimisations{'-' + args.tag if args.tag else ''}.json"
     for num_seeds in seeds:
@@ -64,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             point = {"variant": name, **bench.measure(config, num_seeds)}
             record["points"].append(point)
             path.write_text(json.dumps(record, indent=2) + "\n")  # each point as it finishes
-            print(f"{name:>16} seeds {num_seeds:>6}: compile {point.get('compile_seconds', float('nan')):6.2f} s  "
-                  f"run {point.get('run_seconds', float('nan')):7.3f} s  "
-                  f"final return {point.get('final_return_mean', float('nan')):6.1f}", flush=True)
+            nan = float("nan")
+            print(f"{name:>16} seeds {num_seeds:>6}: compile {point.get('compile_seconds', nan):6.2f} s  "
+                  f"run {point.get('run_seconds', nan):7.3f} s  "
+                  f"final return {point.get('final_return_mean', nan):6.1f}", flush=True)
     print(f"wrote {path}")
     return 0
 

@@ -17,7 +17,8 @@ import statistics
 from pathlib import Path
 
 import purejaxvpg as pjv
-from purejaxvpg import bench, session
+from purejaxvpg.host import session
+from purejaxvpg.tools.hardware import hardware, hardware_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         "one_call_run_seconds": one_call,
         "session_run_seconds": blocks,
         "overhead": b / a - 1.0,
-        "hardware": bench.hardware(),
+        "hardware": hardware(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{bench.hardware_name(record['hardware'])}-progress-overhead.json"
+    path = args.out / f"{hardware_name(record['hardware'])}-progress-overhead.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"one call {a:.2f} s, with progress {b:.2f} s (median of {args.repeats}): "
           f"overhead {100 * record['overhead']:+.1f}%; wrote {path}")

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import envs
 import purejaxvpg as pjv
-from purejaxvpg import bench, rundir, stats
+from purejaxvpg.host import rundir
+from purejaxvpg.report import stats
+from purejaxvpg.tools.hardware import hardware, hardware_name
 
 SUITE = (
     "CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0",
@@ -70,7 +72,7 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         "wall_seconds": wall,
-        "hardware": bench.hardware(),
+        "hardware": hardware(),
         "git_commit": rundir.git_commit(),  # the code that produced these numbers
     }
 
@@ -90,14 +92,15 @@ def render(records: dict) -> str:
         published = PUBLISHED.get(env_id)
         cited = f"{published[1]:g} ({published[0]})" if published else "—"
         lines.append(
-            f"| {env_id} | {r['num_seeds']} ({r['seed']}) | {r['env_steps_per_seed']:,} | {ci(r['final_return']['iqm'])} "
+            f"| {env_id} | {r['num_seeds']} ({r['seed']}) | {r['env_steps_per_seed']:,} | "
+            f"{ci(r['final_return']['iqm'])} "
             f"| {ci(r['greedy_eval_return']['iqm'])} | {ci(r['greedy_eval_return']['mean'])} "
             f"| {r['wall_seconds']:.0f} s | {cited} |"
         )
-    hardware = {bench.hardware_name(r["hardware"]) for r in records.values()}
+    devices = {hardware_name(r["hardware"]) for r in records.values()}
     episodes = sorted({r["config"]["eval_episodes"] for r in records.values()})
     lines.append("")
-    lines.append(f"Hardware: {', '.join(sorted(hardware))}. Final return: episodic return of the "
+    lines.append(f"Hardware: {', '.join(sorted(devices))}. Final return: episodic return of the "
                  "episodes that ended in the last update. Greedy eval: the distribution's mode, "
                  f"{'/'.join(map(str, episodes))} episodes per seed. CIs: stratified bootstrap over "
                  "seeds (2000 reps). Wall time: the whole pjv.train call, compile included.")
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [e for e in chosen if e not in available]
     if unknown:
         parser.error(f"--env: not registered here: {unknown} (brax/* needs pip install 'purejaxvpg[brax]')")
-    name = bench.hardware_name(bench.hardware())
+    name = hardware_name(hardware())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{name}-returns.json"
     records = json.loads(path.read_text()) if path.exists() else {}

@@ -2,7 +2,7 @@
 
 import sys
 
-from purejaxvpg.cli import main
+from purejaxvpg.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

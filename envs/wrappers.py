@@ -161,11 +161,11 @@ class RunningMeanStd:
     count: jax.Array
 
     @classmethod
-    def prior(cls, shape, count: float = 1e-4) -> "RunningMeanStd":
+    def prior(cls, shape, count: float = 1e-4) -> RunningMeanStd:
         """`count` pseudo-observations of mean 0 and variance 1 (gym's RunningMeanStd: 1e-4)."""
         return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.float32(count))
 
-    def update(self, batch: jax.Array) -> "RunningMeanStd":
+    def update(self, batch: jax.Array) -> RunningMeanStd:
         """batch: [N, *shape]."""
         n = jnp.float32(batch.shape[0])
         # Batch mean and variance in one fused pass over d = x - x_0, shifted by the batch's

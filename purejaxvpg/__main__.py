@@ -1,5 +1,5 @@
 import sys
 
-from purejaxvpg.cli import main
+from purejaxvpg.tools.cli import main
 
 sys.exit(main())

@@ -28,7 +28,8 @@ class Config:
     # --- environment ---
     env_id: str = _field(
         "CartPole-v1",
-        "Environment id; any id in `envs.registered()`. The action space type (Discrete -> categorical, Box -> diagonal Gaussian) is read from the environment.",
+        "Environment id; any id in `envs.registered()`. The action space type (Discrete -> categorical, "
+        "Box -> diagonal Gaussian) is read from the environment.",
     )
 
     normalize_obs: bool = _field(
@@ -124,11 +125,13 @@ class Config:
     # like reruns on a GPU do (see benchmarks/optimisations.py) ---
     scan_unroll: int = _field(
         1,
-        "Steps per loop iteration in the rollout, GAE and value-step loops: fewer iterations (less loop overhead on a GPU), longer compile. Same math; float rounding differs.",
+        "Steps per loop iteration in the rollout, GAE and value-step loops: fewer iterations (less loop "
+        "overhead on a GPU), longer compile. Same math; float rounding differs.",
     )
     gae_method: str = _field(
         "scan",
-        "GAE as a reverse lax.scan ('scan') or a parallel prefix over affine maps ('associative': no loop). Same math; float rounding differs.",
+        "GAE as a reverse lax.scan ('scan') or a parallel prefix over affine maps ('associative': no loop). "
+        "Same math; float rounding differs.",
     )
 
     # --- evaluation during training ---
@@ -165,7 +168,7 @@ class Config:
         return self.num_updates // self.eval_every if self.eval_every else 0
 
     @classmethod
-    def preset(cls, env_id: str, **overrides) -> "Config":
+    def preset(cls, env_id: str, **overrides) -> Config:
         """The shipped configuration for `env_id` (see PRESETS), with `overrides` applied.
 
         Environments without a preset get the defaults for their env_id.
@@ -174,7 +177,7 @@ class Config:
         return cls(env_id=env_id, **fields)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Config":
+    def from_dict(cls, values: dict) -> Config:
         """A Config from plain values (a TOML file, a run's config.json): lists become
         tuples, "none" clears max_grad_norm, and an unknown key is an error naming it."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -190,7 +193,7 @@ class Config:
             fixed["max_grad_norm"] = None
         return cls(**fixed)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Raise ValueError naming the field and its allowed range; return self if valid.
 
         Runs before anything is compiled, so a bad value costs milliseconds, not a compile.

@@ -4,7 +4,7 @@ import jax
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg import session
+from purejaxvpg.host import driver
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +16,13 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_result(tiny_config):
     return pjv.train(tiny_config, num_seeds=8, seed=0)
+
+
+@pytest.fixture(scope="session")
+def solved_cartpole():
+    """8 seeds of the README's CartPole preset (= the defaults, 500k steps): the one slow
+    CartPole training of the suite, shared by the learning check and the policy test."""
+    return pjv.train(pjv.Config.preset("CartPole-v1"), num_seeds=8, seed=0)
 
 
 def replace(config, **changes):
@@ -34,7 +41,7 @@ def forbid_compiling(monkeypatch) -> None:
     """For the rest of the test, compiling raises Compiles, so a refusal that must come
     before compiling fails the test if it comes later (or not at all)."""
     monkeypatch.setattr(jax.stages.Lowered, "compile", _refuse)
-    monkeypatch.setattr(session, "_compiled", _refuse)  # it caches compiled programs
+    monkeypatch.setattr(driver, "compile_blocks", _refuse)  # it caches compiled programs
 
 
 def forbid_jit(monkeypatch) -> None:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxvpg.advantages import gae
+from purejaxvpg.algo.gae import gae
 
 
 def reference_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
@@ -101,3 +101,20 @@ def test_truncation_bootstraps_from_final_observation_and_termination_does_not(m
     # t=0 truncated: R = 1 + 0.5 * 100;  t=1 terminated: R = 2;  t=2 end: R = 3 + 0.5 * 300
     np.testing.assert_allclose(np.asarray(ret)[:, 0], [51.0, 2.0, 153.0], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(adv)[:, 0], [41.0, -18.0, 123.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("wrong", ["[T, 1] values", "[E] values", "int rewards", "float flags"])
+def test_wrong_shapes_and_dtypes_are_refused_naming_them(wrong):
+    """chex checks at trace time: [T, 1] or [E] values would otherwise broadcast silently."""
+    r, v, nv, term, trunc = (jnp.asarray(x) for x in random_rollout(0, T=13, E=3))
+    message = {
+        "[T, 1] values": r"different shapes: \[\(13, 3\), \(13, 1\)",
+        "[E] values": r"input 1 has rank 1 \(shape \(3,\)\) but expected 2",
+        "int rewards": "input 0 has type int32",
+        "float flags": "input 3 has type float32 but expected bool",
+    }[wrong]
+    v = {"[T, 1] values": v[:, :1], "[E] values": v[0]}.get(wrong, v)
+    r = r.astype(jnp.int32) if wrong == "int rewards" else r
+    term = term.astype(jnp.float32) if wrong == "float flags" else term
+    with pytest.raises(AssertionError, match=message + r".*\[gae inputs 0-4: rewards, values"):
+        gae(r, v, nv, term, trunc, 0.99, 0.95)

@@ -1,21 +1,18 @@
 """Seeds run in sequential chunks give the results of one unchunked call; finished chunks
 are written as they complete and reused by a rerun."""
 
+import chex
 import jax
-import numpy as np
 import pytest
+from conftest import forbid_compiling
 
 import purejaxvpg as pjv
-from conftest import forbid_compiling
 
 
 def test_chunked_run_equals_unchunked(tiny_config, tiny_result):
     chunked = pjv.train(tiny_config, num_seeds=8, seed=0, chunk_size=3)  # 3 + 3 + 2 (padded)
     assert chunked.chunk_size == 3
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_allclose(
-            chunked.metrics[name], tiny_result.metrics[name], rtol=1e-5, atol=1e-6, err_msg=name
-        )
+    chex.assert_trees_all_close(chunked.metrics, tiny_result.metrics, rtol=1e-5, atol=1e-6)
     assert chunked.final_state.runner.key.shape == (8,)
 
 
@@ -26,9 +23,8 @@ def test_finished_chunks_are_written_and_reused(tiny_config, tmp_path):
     (tmp_path / files[-1]).unlink()  # as if the run had been killed during its last chunk
     again = pjv.train(tiny_config, num_seeds=6, chunk_size=2, results_dir=tmp_path)
     assert again.chunks_loaded == 2 and again.seeds_trained == 2
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_array_equal(again.metrics[name], first.metrics[name], err_msg=name)
-    jax.tree.map(np.testing.assert_array_equal, again.params, first.params)
+    chex.assert_trees_all_equal(again.metrics, first.metrics)
+    chex.assert_trees_all_equal(again.params, first.params)
 
 
 _DIGESTS: set = set()
@@ -37,7 +33,7 @@ _DIGESTS: set = set()
 @pytest.fixture(scope="module")
 def written(tiny_config, tmp_path_factory):
     """A results_dir of 2 seeds in chunks of 1 (the one compile the tests below share)."""
-    from purejaxvpg import chunks
+    from purejaxvpg.host import chunks
 
     path = tmp_path_factory.mktemp("written")
     digests = {chunks.source_digest()}  # before and after: others may edit the tree meanwhile
@@ -56,7 +52,7 @@ def test_chunks_record_the_code_that_computed_them(written):
     import importlib.metadata
     import json
 
-    from purejaxvpg import rundir
+    from purejaxvpg.host import rundir
 
     code = json.loads((written / "run.json").read_text())["code"]
     assert code["purejaxvpg"] == importlib.metadata.version("purejaxvpg")
@@ -65,7 +61,7 @@ def test_chunks_record_the_code_that_computed_them(written):
 
 
 def test_source_digest_changes_with_any_source_edit(tmp_path):
-    from purejaxvpg import chunks
+    from purejaxvpg.host import chunks
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
@@ -75,7 +71,7 @@ def test_source_digest_changes_with_any_source_edit(tmp_path):
 
 
 def test_stale_chunks_of_other_code_are_refused_before_compiling(tiny_config, written, monkeypatch):
-    from purejaxvpg import chunks
+    from purejaxvpg.host import chunks
 
     monkeypatch.setattr(chunks, "source_digest", lambda roots=None: "0" * 64)  # the code changed
     forbid_compiling(monkeypatch)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg import cli
+from purejaxvpg.tools import cli
 
 
 def test_every_config_field_is_a_documented_flag(capsys):

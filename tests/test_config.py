@@ -1,9 +1,9 @@
 """Every validation error names the field and the allowed range, before any compile."""
 
 import pytest
+from conftest import Compiles, forbid_jit
 
 import purejaxvpg as pjv
-from conftest import Compiles, forbid_jit
 
 
 @pytest.mark.parametrize(

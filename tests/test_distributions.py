@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from purejaxvpg.distributions import Categorical, DiagGaussian
+from purejaxvpg.algo.distributions import Categorical, DiagGaussian
 
 
 def reference_text_gaussian_log_prob(a, mu, sigma):
@@ -56,7 +56,8 @@ def test_categorical_log_prob_and_entropy_match_numpy():
     actions = rng.integers(0, 6, size=50)
     dist = Categorical(jnp.asarray(logits))
     log_p = numpy_log_softmax(logits)
-    np.testing.assert_allclose(np.asarray(dist.log_prob(jnp.asarray(actions))), log_p[np.arange(50), actions], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dist.log_prob(jnp.asarray(actions))), log_p[np.arange(50), actions],
+                               rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(dist.entropy()), -(np.exp(log_p) * log_p).sum(-1), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(dist.mode()), logits.argmax(-1))
 

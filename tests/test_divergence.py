@@ -10,8 +10,9 @@ import pytest
 from scipy import stats as sps
 
 import purejaxvpg as pjv
-from purejaxvpg import cli, plots, sweep
-from purejaxvpg.train import first_nonfinite_update
+from purejaxvpg.host.driver import first_nonfinite_update
+from purejaxvpg.report import plots, summary
+from purejaxvpg.tools import cli, sweep
 
 # Pendulum with learning rates of 1e9 and no clipping: the Gaussian's log-std explodes
 # within the first updates (checked on the CPU); 8 updates of 128 steps end a 200-step episode.
@@ -86,14 +87,14 @@ def test_a_settings_statistics_use_only_its_finite_runs():
 
 def test_summary_reports_divergence_and_aggregates_only_finite_seeds(mixed):
     result = mixed.result
-    text = cli.summary(result, reps=200)
+    text = summary.summary(result, reps=200)
     diverged = ", ".join(f"seed {i} at update {result.diverged_at[i]}" for i in (2, 3))
     assert f"2 of 4 seeds diverged (non-finite metrics or parameters): {diverged}" in text
     assert "4 (2 diverged, left out below)" in text
     finite = result.metrics["episode_return"][:2, -1]
     iqm = sps.trim_mean(finite, 0.25)
     assert "final return: IQM [95% CI]" in text and f"{iqm:.1f} [" in text and "nan" not in text.lower()
-    record = _strict_json(json.dumps(cli._results(result)))
+    record = _strict_json(json.dumps(summary.results(result)))
     assert record["diverged"] == {"count": 2, "of": 4, "at_update": {"2": int(result.diverged_at[2]),
                                                                       "3": int(result.diverged_at[3])}}
     assert record["final_return"]["seeds"] == 2

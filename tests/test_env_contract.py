@@ -7,6 +7,7 @@ import pytest
 from gymnax.environments import spaces
 
 import envs
+import purejaxvpg as pjv
 
 NUM_ENVS, NUM_STEPS = 64, 1000
 # image observations (MinAtar, Pong: 400 to 3,600 values) are checked in fewer environments:
@@ -26,7 +27,8 @@ def check_in_space(x, space, what):
         assert jnp.issubdtype(x.dtype, jnp.integer), (what, x.dtype)
         assert bool(jnp.all((x >= 0) & (x < space.n))), what
     else:
-        assert tuple(x.shape[-len(space.shape):] if space.shape else ()) == tuple(space.shape), (what, x.shape, space.shape)
+        shape = tuple(x.shape[-len(space.shape):] if space.shape else ())
+        assert shape == tuple(space.shape), (what, x.shape, space.shape)
 
 
 # Brax environments keep the same contract; tests/test_brax.py checks one with fewer steps,
@@ -73,3 +75,15 @@ def test_contract(env_id):
     done = np.asarray(term | trunc)
     # without an episode end the next observation is the final observation
     np.testing.assert_allclose(as_float(next_obs)[~done], as_float(final_obs)[~done], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "FourRooms-misc", "PointRobot-misc"])
+def test_the_whole_program_traces_with_evaluation(env_id):
+    """make_train with in-run evaluation traces (shapes only, no compile): the evaluation
+    environments are built once, outside the trace, as FourRooms and PointRobot require
+    (built inside, they fail to trace)."""
+    make_or_skip(env_id)
+    config = pjv.Config(env_id=env_id, total_steps=2 * 4 * 2, num_envs=2, num_steps=4, eval_every=1,
+                        eval_episodes=2, hidden_sizes=(4,))
+    _, metrics, evals = jax.eval_shape(jax.vmap(pjv.make_train(config)), pjv.seed_keys(0, 2))
+    assert metrics.episode_return.shape == (2, 2) and evals.eval_return_greedy.shape == (2, 2)

@@ -8,15 +8,15 @@ import pytest
 
 import envs
 import purejaxvpg as pjv
-from purejaxvpg.envstack import build
-from purejaxvpg.evaluate import make_evaluate
-from purejaxvpg.train import setup
+from purejaxvpg.algo.envstack import build
+from purejaxvpg.algo.evaluate import make_evaluate
+from purejaxvpg.algo.program import Agent
 
 
 def _constant_policy(config, bias, log_std=None):
     """Actor parameters whose output is `bias` for every observation (last layer zeroed)."""
-    s = setup(config)
-    params = s.actor.init(jax.random.key(0), jnp.zeros((1, *s.obs_shape)))
+    s = Agent.build(config)
+    params = s.actor.init(jax.random.key(0), jnp.zeros((1, *s.stack.obs_shape)))
     mlp = params["params"]["MLP_0"]
     last = sorted(mlp, key=lambda name: int(name.split("_")[1]))[-1]
     mlp[last] = {"kernel": jnp.zeros_like(mlp[last]["kernel"]), "bias": jnp.asarray(bias, jnp.float32)}

@@ -6,11 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import Compiles, forbid_jit
 
 import purejaxvpg as pjv
-from purejaxvpg import keys, rollout, session
-from purejaxvpg.train import HyperParams, Program, setup
-from conftest import Compiles, forbid_jit
+from purejaxvpg.algo import keys, program, rollout
+from purejaxvpg.algo.program import Agent, HyperParams
+from purejaxvpg.host import policy, session
 
 # 4 updates, an evaluation after each
 CONFIG = pjv.Config(env_id="CartPole-v1", total_steps=2 * 16 * 4, num_envs=2, num_steps=16,
@@ -32,12 +33,12 @@ def _assert_no_duplicates(rows: np.ndarray):
 def _recording_make_evaluate(seen: list):
     """A stand-in for evaluate.make_evaluate whose evaluation records the key it is
     given (from inside the compiled program) and plays no episode."""
-    from purejaxvpg.evaluate import EVAL_METRIC_NAMES
+    from purejaxvpg.algo.metrics import EvalMetrics
 
     def make_evaluate(*args, **kwargs):
         def evaluate(params, env_state, key):
             jax.debug.callback(lambda d: seen.append(np.asarray(d)), jax.random.key_data(key))
-            return {name: jnp.zeros(()) for name in EVAL_METRIC_NAMES}
+            return EvalMetrics(**{name: jnp.zeros(()) for name in EvalMetrics.names()})
 
         return evaluate
 
@@ -49,23 +50,20 @@ def run_keys():
     """Every seed of every base seed: the initial state, what each named stream alone
     gives its consumer (same compiled call, so bitwise comparable), the final runner key
     and the keys the in-run evaluations received."""
-    import importlib
-
-    train_lib = importlib.import_module("purejaxvpg.train")  # the module, not pjv.train
     seen = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_lib, "make_evaluate", _recording_make_evaluate(seen))
-        program = Program(setup(CONFIG))
+        patch.setattr(program, "make_evaluate", _recording_make_evaluate(seen))
+        agent = Agent.build(CONFIG)
     hp = HyperParams.from_config(CONFIG)
-    s = program.s
-    dummy = jnp.zeros((1, *s.obs_shape))
+    dummy = jnp.zeros((1, *agent.stack.obs_shape))
 
     def one_seed(key):
         streams = keys.RunStreams.of(key)
-        expected = (s.actor.init(streams.actor, dummy), s.critic.init(streams.critic, dummy),
-                    rollout.reset(s.env, s.env_params, streams.env).key, streams.evaluation)
-        final, _ = program.train(key, hp)
-        return program.init(key, hp), expected, final.runner.key
+        expected = (agent.actor.init(streams.actor, dummy), agent.critic.init(streams.critic, dummy),
+                    rollout.reset(agent.stack.env, agent.stack.env_params, streams.env).key,
+                    streams.evaluation)
+        final, _, _ = program.train(agent, hp, key)
+        return program.init(agent, hp, key), expected, final.runner.key
 
     train_keys = jnp.concatenate([pjv.seed_keys(b, NUM_SEEDS) for b in BASE_SEEDS])
     states, expected, final_runner_keys = jax.jit(jax.vmap(one_seed))(train_keys)
@@ -100,12 +98,12 @@ def test_every_stream_a_run_uses_is_distinct(run_keys):
 
 
 def test_cli_eval_uses_keys_disjoint_from_training(run_keys, tmp_path, monkeypatch):
-    """`purejaxvpg eval --seed 0` (session.evaluate_run) of a run trained with seed 0:
+    """`purejaxvpg eval --seed 0` (policy.evaluate_run) of a run trained with seed 0:
     the keys its episodes start from, caught inside the evaluation, are none of the
     run's keys. The run directory holds the initial states of seed_keys(0, 2)."""
-    import purejaxvpg.evaluate as evaluate_lib
-    from purejaxvpg import rundir
-    from purejaxvpg.checkpoint import Checkpoints
+    import purejaxvpg.algo.evaluate as evaluate_lib
+    from purejaxvpg.host import rundir
+    from purejaxvpg.host.checkpoint import Checkpoints
 
     train_keys, states, *_ = run_keys
     train_keys = train_keys[:2]  # = seed_keys(0, 2): seed i's key does not depend on n
@@ -115,7 +113,7 @@ def test_cli_eval_uses_keys_disjoint_from_training(run_keys, tmp_path, monkeypat
     checkpoints.close()
     seen = []
     monkeypatch.setattr(evaluate_lib, "make_evaluate", _recording_make_evaluate(seen))
-    session.evaluate_run(tmp_path, episodes=1, seed=0)
+    policy.evaluate_run(tmp_path, episodes=1, seed=0)
     seen = np.stack(seen)  # one key per seed, in any order
     assert len(seen) == 2
     rows = [seen, _data(keys.roots(0)), _data(train_keys)]

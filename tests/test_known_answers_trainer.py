@@ -10,7 +10,7 @@ import numpy as np
 
 import envs
 import purejaxvpg as pjv
-from purejaxvpg.networks import Critic
+from purejaxvpg.algo.networks import Critic
 
 
 def test_time_limit_is_bootstrapped_not_treated_as_termination():

@@ -6,7 +6,7 @@ import numpy as np
 
 import envs
 import purejaxvpg as pjv
-from purejaxvpg.networks import Actor, Critic
+from purejaxvpg.algo.networks import Actor, Critic
 
 
 def _actor(config, action_size, discrete):

@@ -8,12 +8,14 @@ import resource
 import jax
 import numpy as np
 import pytest
+from conftest import forbid_compiling
 
 import purejaxvpg as pjv
-from purejaxvpg import cli, envstack, memory
-from purejaxvpg.evaluate import make_evaluate
-from purejaxvpg.train import HyperParams, Program, setup
-from conftest import forbid_compiling
+from purejaxvpg.algo import envstack, program
+from purejaxvpg.algo.evaluate import make_evaluate
+from purejaxvpg.algo.program import Agent, HyperParams
+from purejaxvpg.host import memory
+from purejaxvpg.tools import cli
 
 EVAL = pjv.Config(total_steps=4 * 32 * 4, num_envs=4, num_steps=32, eval_every=2, eval_episodes=4000)
 
@@ -27,14 +29,13 @@ def test_state_and_metrics_parts_cover_what_the_program_holds():
     moments, environment states with their statistics) and every per-update metric,
     evaluation metrics included (a hard-coded metric count would miss those)."""
     config = dataclasses.replace(EVAL, normalize_obs=True, scale_rewards=True)
-    program = Program(setup(config))
-    hp = HyperParams.from_config(config)
-    state = jax.eval_shape(lambda k: program.init(k, hp), jax.random.key(0))
-    _, metrics = jax.eval_shape(lambda k: program.train(k, hp), jax.random.key(0))
-    assert len(metrics) == len(pjv.METRIC_NAMES) + 4  # the evaluation metrics are in the output
+    agent, hp = Agent.build(config), HyperParams.from_config(config)
+    state = jax.eval_shape(lambda k: program.init(agent, hp, k), jax.random.key(0))
+    _, metrics, evals = jax.eval_shape(lambda k: program.train(agent, hp, k), jax.random.key(0))
+    assert jax.tree.leaves(evals)[0].shape == (config.num_evals,)  # not one per update
     one = memory.estimate(config)
     assert one.state >= 2 * _nbytes(state)  # the scan carry, in and out
-    assert one.metrics == 2 * _nbytes(metrics)  # on the device and on the host
+    assert one.metrics == 2 * _nbytes((metrics, evals))  # on the device and on the host
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Breakout-MinAtar"])  # small and large observations
@@ -55,9 +56,9 @@ def test_evaluation_estimate_errs_high_against_xlas_buffer_plan():
     """The evaluation of one seed, 4000 environments at once, compiled alone: the estimate
     of that part is at least what XLA allocates for it (arguments, outputs, temporaries)
     and not 10x more. (The whole program: benchmarks/memory_estimate.py.)"""
-    s = setup(EVAL)
-    evaluate = make_evaluate(EVAL, s.actor)
-    params = s.actor.init(jax.random.key(0), np.zeros((1, *s.obs_shape), np.float32))
+    agent = Agent.build(EVAL)
+    evaluate = make_evaluate(EVAL, agent.actor)
+    params = agent.actor.init(jax.random.key(0), np.zeros((1, *agent.stack.obs_shape), np.float32))
     plan = jax.jit(evaluate).lower(params, None, jax.random.key(1)).compile().memory_analysis()
     actual = plan.argument_size_in_bytes + plan.output_size_in_bytes + plan.temp_size_in_bytes
     assert actual <= memory.estimate(EVAL).evaluation <= 10 * actual

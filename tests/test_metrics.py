@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxvpg.metrics import EpisodeSummary, explained_variance, summarize_episodes
+from purejaxvpg.algo.metrics import EpisodeSummary, explained_variance, summarize_episodes
 
 
 def test_summary_uses_only_finished_episodes():
@@ -39,5 +39,6 @@ def test_explained_variance():
     returns = rng.normal(size=1000)
     values = returns + rng.normal(scale=0.5, size=1000)
     expected = 1 - np.var(returns - values) / np.var(returns)
-    np.testing.assert_allclose(float(explained_variance(jnp.asarray(values), jnp.asarray(returns))), expected, rtol=1e-4)
+    ev = float(explained_variance(jnp.asarray(values), jnp.asarray(returns)))
+    np.testing.assert_allclose(ev, expected, rtol=1e-4)
     assert float(explained_variance(jnp.zeros(10), jnp.ones(10))) == 0.0  # constant returns: defined as 0

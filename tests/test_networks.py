@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxvpg.distributions import Categorical, DiagGaussian
-from purejaxvpg.networks import Actor, Critic, orthogonal
+from purejaxvpg.algo.distributions import Categorical, DiagGaussian
+from purejaxvpg.algo.networks import Actor, Critic, orthogonal
 
 
 @pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1), (3, 5)])

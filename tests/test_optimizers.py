@@ -9,8 +9,9 @@ import optax
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg import updates
-from purejaxvpg.train import HyperParams, Program, setup
+from purejaxvpg.algo import losses as updates
+from purejaxvpg.algo import program
+from purejaxvpg.algo.program import Agent, HyperParams
 
 # 5 updates, 3 value steps each: the policy LR decays over 5 steps, the value LR over 15
 CONFIG = pjv.Config(env_id="CartPole-v1", total_steps=4 * 8 * 5, num_envs=4, num_steps=8,
@@ -18,7 +19,7 @@ CONFIG = pjv.Config(env_id="CartPole-v1", total_steps=4 * 8 * 5, num_envs=4, num
 
 
 def _optimizers(config):
-    return Program(setup(config)).optimizers(HyperParams.from_config(config))
+    return program.optimizers(Agent.build(config), HyperParams.from_config(config))
 
 
 def _reference_updates(grads, lr, num_steps, max_grad_norm, b1=0.9, b2=0.999, eps=1e-8):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from purejaxvpg import plots, stats
+from purejaxvpg.report import plots, stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

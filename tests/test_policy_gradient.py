@@ -12,10 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
-from purejaxvpg.distributions import Categorical, DiagGaussian
-from purejaxvpg import updates
-from purejaxvpg.updates import policy_gradient_loss
+from purejaxvpg.algo import losses as updates
+from purejaxvpg.algo.distributions import Categorical, DiagGaussian
+from purejaxvpg.algo.losses import policy_gradient_loss
 
 N = 400_000
 
@@ -136,3 +137,19 @@ def test_approx_kl_of_a_gaussian_step_matches_the_analytic_kl():
 
     log_r = log_pdf(mu_new, sigma_new) - log_pdf(mu, sigma)
     _check_kl(float(stats.approx_kl), np.expm1(log_r) - log_r, analytic)
+
+
+@pytest.mark.parametrize("advantages,message", [
+    (np.zeros((8, 1)), r"input 0 has rank 2 \(shape \(8, 1\)\) but expected 1"),  # [N, 1]: would broadcast
+    (np.zeros(7), r"different shape prefixes: \[\(8,\), \(8,\), \(7,\)\]"),
+], ids=["[N, 1]", "[N - 1]"])
+def test_policy_step_refuses_advantages_of_the_wrong_shape(advantages, message):
+    optimizer, params = optax.sgd(1.0), jnp.zeros(4)
+
+    def apply_actor(logits, obs):
+        return Categorical(jnp.broadcast_to(logits, (obs.shape[0], 4)))
+
+    with pytest.raises(AssertionError, match=message + r".*\[policy_step inputs 0-2: obs \[N, ...\]"):
+        updates.policy_step(apply_actor, params, optimizer.init(params), optimizer, jnp.zeros((8, 1)),
+                            jnp.zeros(8, jnp.int32), jnp.asarray(advantages, jnp.float32), 0.0)
+

@@ -23,3 +23,14 @@ def test_ci_runs_the_readme_commands():
     assert len(commands) == 2
     for command in commands:
         assert command in ci, command
+
+
+def test_readme_metrics_tables_are_the_metric_definitions():
+    """The README's metric tables list exactly UpdateMetrics and EvalMetrics, in order,
+    each with the meaning its field declares: the one definition of every metric."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Metrics"):text.index("## The algorithm")]
+    rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", section, flags=re.M)
+    expected = {**pjv.UpdateMetrics.meanings(), **pjv.EvalMetrics.meanings()}
+    assert [name for name, _ in rows] == list(expected)
+    assert dict(rows) == expected

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from purejaxvpg import rollout
-from purejaxvpg.distributions import DiagGaussian
+from purejaxvpg.algo import rollout
+from purejaxvpg.algo.distributions import DiagGaussian
 
 
 def test_final_observation_is_pre_reset_and_actions_are_unclipped():

@@ -13,11 +13,12 @@ import time
 import jax
 import numpy as np
 import pytest
+from conftest import forbid_compiling
 
 import purejaxvpg as pjv
-from purejaxvpg import cli, rundir, session
-from purejaxvpg.checkpoint import Checkpoints, steps
-from conftest import forbid_compiling
+from purejaxvpg.host import driver, rundir, session
+from purejaxvpg.host.checkpoint import Checkpoints, steps
+from purejaxvpg.tools import cli
 
 # one tiny config for every in-process run here: 16 updates in blocks of 1, compiled once
 CONFIG = pjv.Config(env_id="CartPole-v1", total_steps=4 * 8 * 16, num_envs=4, num_steps=8)
@@ -106,7 +107,7 @@ def test_ctrl_c_finishes_and_checkpoints_the_running_block(tmp_path, capsys, mon
 @pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_before_the_first_checkpoint_says_so_and_keeps_nothing(signum, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(session, "_compiled", lambda *a: signal.raise_signal(signum))
+    monkeypatch.setattr(driver, "compile_blocks", lambda *a: signal.raise_signal(signum))
     out = tmp_path / "run"
     assert cli.main(["train", *FLAGS, "--out", str(out)]) == 128 + signum
     assert "nothing to resume" in capsys.readouterr().err
@@ -262,7 +263,7 @@ def test_no_intact_checkpoint_is_a_clear_error(tmp_path):
         if path.is_file():
             path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"no intact checkpoint .*\(damaged: 2\)"):
-        Checkpoints(tmp_path).restore(session.abstract_state(CONFIG, 2))
+        Checkpoints(tmp_path).restore(driver.abstract_state(CONFIG, 2))
 
 
 # --- writes that fail, output that closes, memory ----------------------------------------

@@ -3,14 +3,15 @@ its checkpoint ends exactly like one that never stopped."""
 
 import shutil
 
+import chex
 import jax
 import numpy as np
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg import session
-from purejaxvpg.checkpoint import Checkpoints
-from purejaxvpg.chunks import is_key
+from purejaxvpg.algo.keys import is_key, to_data
+from purejaxvpg.host import driver, session
+from purejaxvpg.host.checkpoint import Checkpoints
 
 # Pendulum with observation normalisation: the statistics must travel with the checkpoint
 CONFIG = pjv.Config(env_id="Pendulum-v1", normalize_obs=True, scale_rewards=True,
@@ -29,36 +30,28 @@ def uninterrupted(whole_dir):
 
 
 def test_interrupted_and_resumed_run_ends_with_the_same_metrics(uninterrupted, tmp_path):
-    first = session.run(CONFIG, OPTIONS, tmp_path, stop_after=5)  # stops at the block end: 6
-    assert first.metrics["env_steps"].shape == (2, 6)
-    assert Checkpoints(tmp_path).latest() == 6
+    # blocks are whole eval_every periods: log_every 3 -> blocks of 5 (5, 10, and a partial 12)
+    first = session.run(CONFIG, OPTIONS, tmp_path, stop_after=4)  # stops at the block end: 5
+    assert first.metrics["env_steps"].shape == (2, 5)
+    assert first.eval_metrics["eval_return_greedy"].shape == (2, 1)
+    assert Checkpoints(tmp_path).latest() == 5
     resumed = session.run(CONFIG, OPTIONS, tmp_path, resume=True)
-    assert resumed.updates_trained == CONFIG.num_updates - 6  # steps/s counts only these
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_array_equal(resumed.metrics[name], uninterrupted.metrics[name], err_msg=name)
-    for name, values in uninterrupted.eval_metrics.items():
-        np.testing.assert_array_equal(resumed.eval_metrics[name], values, err_msg=name)
-    same = jax.tree.map(lambda a, b: np.array_equal(_data(a), _data(b)),
-                        resumed.final_state, uninterrupted.final_state)
-    assert all(jax.tree.leaves(same))
-
-
-def _data(x):
-    """PRNG keys compare by their key data."""
-    return jax.random.key_data(x) if is_key(x) else x
+    assert resumed.updates_trained == CONFIG.num_updates - 5  # steps/s counts only these
+    chex.assert_trees_all_equal(resumed.metrics, uninterrupted.metrics)
+    chex.assert_trees_all_equal(resumed.eval_metrics, uninterrupted.eval_metrics)
+    # PRNG keys compare by their key data
+    chex.assert_trees_all_equal(to_data(resumed.final_state), to_data(uninterrupted.final_state))
 
 
 def test_session_trains_what_the_one_call_trains(uninterrupted):
     one_call = pjv.train(CONFIG, num_seeds=2, seed=0)
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_allclose(one_call.metrics[name], uninterrupted.metrics[name],
-                                   rtol=1e-4, atol=1e-4, err_msg=name)
+    chex.assert_trees_all_close(one_call.metrics, uninterrupted.metrics, rtol=1e-4, atol=1e-4)
 
 
 def test_checkpoint_keeps_observation_statistics_and_keys(uninterrupted, whole_dir):
     import envs
 
-    step, state, metrics = Checkpoints(whole_dir).restore(session.abstract_state(CONFIG, 2))
+    step, state, metrics = Checkpoints(whole_dir).restore(driver.abstract_state(CONFIG, 2))
     assert step == CONFIG.num_updates
     np.testing.assert_array_equal(metrics["episode_return"], uninterrupted.metrics["episode_return"])
     restored = envs.observation_stats(state.runner.env_state)
@@ -71,16 +64,16 @@ def test_checkpoint_keeps_observation_statistics_and_keys(uninterrupted, whole_d
 
 
 def test_a_checkpoint_killed_mid_write_leaves_the_last_good_one_readable(tmp_path):
-    session.run(CONFIG, OPTIONS, tmp_path, stop_after=3)
+    session.run(CONFIG, OPTIONS, tmp_path, stop_after=3)  # blocks of 5: stops at 5
     ckpt = tmp_path / "checkpoints"
-    # what a process killed while writing step 6 leaves: orbax's temporary directory,
-    # half full (it is renamed to "6" only once complete)
-    partial = ckpt / "6.orbax-checkpoint-tmp-1234"
-    shutil.copytree(ckpt / "3", partial)
+    # what a process killed while writing step 10 leaves: orbax's temporary directory,
+    # half full (it is renamed to "10" only once complete)
+    partial = ckpt / "10.orbax-checkpoint-tmp-1234"
+    shutil.copytree(ckpt / "5", partial)
     for path in sorted(partial.rglob("*"))[::2]:
         if path.is_file():
             path.write_bytes(b"")
-    assert Checkpoints(tmp_path).latest() == 3
+    assert Checkpoints(tmp_path).latest() == 5
     resumed = session.run(CONFIG, OPTIONS, tmp_path, resume=True)
     assert resumed.metrics["env_steps"].shape == (2, CONFIG.num_updates)
 

@@ -2,12 +2,13 @@
 
 import dataclasses
 
+import chex
 import numpy as np
 import pytest
+from conftest import forbid_compiling
 
 import purejaxvpg as pjv
-from purejaxvpg import cli, sweep
-from conftest import forbid_compiling
+from purejaxvpg.tools import cli, sweep
 
 BASE = pjv.Config(env_id="CartPole-v1", total_steps=4 * 32 * 5, num_envs=4, num_steps=32)
 SETTINGS = [
@@ -25,9 +26,8 @@ def swept():
 def test_each_setting_equals_a_separate_run_of_that_config(swept, index):
     alone = pjv.train(dataclasses.replace(BASE, **SETTINGS[index]), num_seeds=2, seed=3)
     rows = slice(2 * index, 2 * index + 2)
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_allclose(swept.result.metrics[name][rows], alone.metrics[name],
-                                   rtol=2e-4, atol=2e-4, err_msg=name)
+    setting = {name: values[rows] for name, values in swept.result.metrics.items()}
+    chex.assert_trees_all_close(setting, alone.metrics, rtol=2e-4, atol=2e-4)
     np.testing.assert_allclose(swept.final_returns[index], alone.metrics["episode_return"][:, -1], rtol=2e-4)
 
 

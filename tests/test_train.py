@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import numpy as np
 
@@ -36,16 +37,13 @@ def test_params_have_a_leading_seed_axis(tiny_result):
 def test_seed_alone_equals_seed_inside_a_batch(tiny_config, tiny_result):
     keys = pjv.seed_keys(0, 8)
     alone = pjv.train(tiny_config, keys=keys[5:6])
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_allclose(
-            alone.metrics[name][0], tiny_result.metrics[name][5], rtol=1e-5, atol=1e-6, err_msg=name
-        )
+    chex.assert_trees_all_close(jax.tree.map(lambda v: v[0], alone.metrics),
+                                jax.tree.map(lambda v: v[5], tiny_result.metrics), rtol=1e-5, atol=1e-6)
 
 
 def test_same_key_same_result(tiny_config, tiny_result):
     again = pjv.train(tiny_config, num_seeds=8, seed=0)
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_array_equal(again.metrics[name], tiny_result.metrics[name], err_msg=name)
+    chex.assert_trees_all_equal(again.metrics, tiny_result.metrics)
     other = pjv.train(tiny_config, num_seeds=8, seed=1)
     assert not np.array_equal(other.metrics["policy_loss"], tiny_result.metrics["policy_loss"])
 
@@ -56,9 +54,10 @@ def test_make_train_is_one_pure_function(tiny_config):
     keys = pjv.seed_keys(0, 2)
     text = jax.jit(jax.vmap(train)).lower(keys).as_text()
     assert "callback" not in text and "host" not in text.lower().replace("host_", "")
-    final_state, metrics = jax.jit(jax.vmap(train))(keys)
+    final_state, metrics, evals = jax.jit(jax.vmap(train))(keys)
+    assert evals.eval_return_greedy.shape == (2, 0)  # no eval_every: no evaluations
     assert metrics["policy_loss"].shape == (2, tiny_config.num_updates)
-    assert int(final_state.update[0]) == tiny_config.num_updates
+    assert int(final_state.updates_done[0]) == tiny_config.num_updates
 
 
 def test_continuous_actions_run_and_learned_log_std_exists():
@@ -97,6 +96,4 @@ def test_loop_optimisations_do_not_change_results(tiny_config, tiny_result):
     # unrolled loops (3 does not divide the 32 rollout steps) and the associative GAE
     changes = {"scan_unroll": 3, "gae_method": "associative"}
     result = pjv.train(dataclasses.replace(tiny_config, **changes), num_seeds=8, seed=0)
-    for name in pjv.METRIC_NAMES:
-        np.testing.assert_allclose(result.metrics[name], tiny_result.metrics[name],
-                                   rtol=1e-4, atol=1e-4, err_msg=name)
+    chex.assert_trees_all_close(result.metrics, tiny_result.metrics, rtol=1e-4, atol=1e-4)

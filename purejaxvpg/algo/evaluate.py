@@ -1,0 +1,103 @@
+"""Evaluation episodes inside jit: the greedy policy and the stochastic one.
+
+Greedy acts with the distribution's mode (the reference text's "pick the best known
+action"); stochastic samples as in training. Each evaluation runs `num_episodes`
+fresh environments for one episode each, with observation statistics frozen at their
+trained values and the environment's own (unscaled) rewards.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+import envs
+from purejaxvpg.algo import envstack
+from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, EvalMetrics  # noqa: F401  (re-exported)
+from purejaxvpg.algo.networks import Actor
+from purejaxvpg.algo.rollout import env_action
+from purejaxvpg.config import Config
+
+
+@struct.dataclass
+class Episodes:
+    """One episode per environment: returns and lengths [K], finished [K] bool."""
+
+    returns: jax.Array
+    lengths: jax.Array
+    finished: jax.Array
+
+    def mean_return(self) -> jax.Array:
+        """Mean over finished episodes (0 if none; every episode ends by the time limit)."""
+        count = jnp.maximum(self.finished.sum(), 1)
+        return jnp.where(self.finished, self.returns, 0.0).sum() / count
+
+    def mean_length(self) -> jax.Array:
+        count = jnp.maximum(self.finished.sum(), 1)
+        return jnp.where(self.finished, self.lengths, 0).sum() / count
+
+
+def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None):
+    """Return `evaluate(actor_params, env_state, key) -> EvalMetrics` of scalars.
+
+    `env_state` is the training environments' state (its observation statistics are
+    used, frozen); pass None when the config does not normalise observations.
+    Pure and vmappable over seeds.
+    """
+    stack = envstack.build(config, num_episodes or config.eval_episodes, evaluation=True)
+    play = make_play(stack, actor)
+
+    def evaluate(actor_params, env_state, key: jax.Array) -> EvalMetrics:
+        chex.assert_shape(key, (), custom_message="evaluate: one PRNG key (vmap over seeds)")
+        stats = envs.observation_stats(env_state) if config.normalize_obs else None
+        key_greedy, key_stochastic = jax.random.split(key)
+        greedy = play(actor_params, stats, key_greedy, True)
+        stochastic = play(actor_params, stats, key_stochastic, False)
+        return EvalMetrics(
+            eval_return_greedy=greedy.mean_return(),
+            eval_return_stochastic=stochastic.mean_return(),
+            eval_length_greedy=greedy.mean_length(),
+            eval_length_stochastic=stochastic.mean_length(),
+        )
+
+    return evaluate
+
+
+def make_play(stack: envstack.EnvStack, actor: Actor):
+    """Return `play(actor_params, obs_stats, key, greedy) -> Episodes` (greedy is static)."""
+    env, env_params, spec = stack.env, stack.env_params, stack.spec
+
+    def play(actor_params, obs_stats, key: jax.Array, greedy: bool) -> Episodes:
+        key, key_reset = jax.random.split(key)
+        if obs_stats is None:
+            obs, env_state = env.reset(key_reset, env_params)
+        else:
+            obs, env_state = env.reset(key_reset, env_params, obs_stats)
+        K = stack.num_envs
+        first = Episodes(jnp.zeros(K, jnp.float32), jnp.zeros(K, jnp.int32), jnp.zeros(K, bool))
+
+        def step(carry, _):
+            obs, env_state, key, done = carry
+            key, key_action, key_env = jax.random.split(key, 3)
+            dist = actor.apply(actor_params, obs)
+            action = dist.mode() if greedy else dist.sample(key_action)
+            obs, env_state, _, _, _, info = env.step(
+                key_env, env_state, env_action(action, spec), env_params
+            )
+            # keep each environment's first finished episode only
+            new = info["episode_finished"] & ~done.finished
+            done = Episodes(
+                returns=jnp.where(new, info["episode_return"], done.returns),
+                lengths=jnp.where(new, info["episode_length"], done.lengths),
+                finished=done.finished | new,
+            )
+            return (obs, env_state, key, done), None
+
+        (_, _, _, done), _ = jax.lax.scan(
+            step, (obs, env_state, key, first), None, length=stack.horizon
+        )
+        return done
+
+    return play

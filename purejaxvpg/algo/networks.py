@@ -1,0 +1,110 @@
+"""The actor (policy) and critic (value) MLPs, with separate parameters.
+
+Observations of any shape are flattened: input [N, *obs_shape] -> features [N, prod(obs_shape)].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxvpg.algo.distributions import Categorical, DiagGaussian
+
+
+def orthogonal(scale: float = 1.0):
+    """Orthogonal initializer (Saxe et al., 2014) built from matrix products only.
+
+    flax's `orthogonal` calls LAPACK's QR. Inside `jax.vmap(train)` that becomes a batched
+    QR, which jaxlib's CPU backend (seen with 0.10.2 on 2 cores) runs with a parallel batch
+    map on the same thread pool that executes the program: the workers wait on each other
+    and the run hangs forever in block_until_ready. Gram-Schmidt (done twice, "twice is
+    enough" for float32) on a Gaussian matrix gives the same distribution, the Q factor
+    of a QR with positive diag(R), which is Haar-distributed.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = shape
+        transpose = rows < cols
+        tall = (cols, rows) if transpose else (rows, cols)  # orthonormalise the columns
+        a = jax.random.normal(key, tall, jnp.float32)
+
+        def add_column(j, q):
+            v = a[:, j]
+            for _ in range(2):  # q's columns >= j are still zero, so they project to nothing
+                v = v - q @ (q.T @ v)
+            return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+        q = jax.lax.fori_loop(0, tall[1], add_column, jnp.zeros(tall, jnp.float32))
+        return (scale * (q.T if transpose else q)).astype(dtype)
+
+    return init
+
+
+_ACTIVATIONS = {
+    "tanh": nn.tanh,
+    "relu": nn.relu,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+}
+
+
+class MLP(nn.Module):
+    """Hidden layers with orthogonal(sqrt 2) init, then a linear head with gain `out_scale`.
+
+    The small head gain for the policy starts it near uniform / near mean zero, a
+    standard choice for on-policy methods (Andrychowicz et al., 2021).
+    """
+
+    hidden_sizes: Sequence[int]
+    out_size: int
+    activation: str
+    out_scale: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = _ACTIVATIONS[self.activation]
+        for width in self.hidden_sizes:
+            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out_size, kernel_init=orthogonal(self.out_scale))(x)
+
+
+class Actor(nn.Module):
+    """obs [N, *obs_shape] -> Categorical(logits [N, A]) or DiagGaussian(mean [N, A], log_std [A])."""
+
+    hidden_sizes: Sequence[int]
+    action_size: int
+    discrete: bool
+    activation: str = "tanh"
+    log_std_init: float = -0.5
+    learn_log_std: bool = True
+
+    @nn.compact
+    def __call__(self, obs: jax.Array):
+        x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        out = MLP(self.hidden_sizes, self.action_size, self.activation, out_scale=0.01)(x)
+        if self.discrete:
+            return Categorical(logits=out)
+        if self.learn_log_std:
+            log_std = self.param(
+                "log_std", nn.initializers.constant(self.log_std_init), (self.action_size,)
+            )
+        else:
+            log_std = jnp.full((self.action_size,), self.log_std_init, jnp.float32)
+        return DiagGaussian(mean=out, log_std=log_std)
+
+
+class Critic(nn.Module):
+    """obs [N, *obs_shape] -> V(s) [N]."""
+
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        return MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)(x)[:, 0]

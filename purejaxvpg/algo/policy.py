@@ -1,0 +1,96 @@
+"""A trained seed as a function from observations to environment actions.
+
+`make_policy(config, actor_params, obs_stats)` returns `act(obs, key=None)`: the actor of
+`config` with one seed's parameters, after the observation normalisation the run trained
+with (its running statistics, frozen), and with the action put in the environment's own
+format, as the trainer sends it (rollout.env_action; RescaleAction's mapping when
+config.rescale_actions). No key: the distribution's mode (the greedy policy of
+evaluate.py); a key: a sample. Pure and jittable; the host builds it from a TrainResult or
+a run directory (host/policy.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+import envs
+from purejaxvpg.algo import envstack, keys
+from purejaxvpg.algo.program import Agent
+from purejaxvpg.algo.rollout import env_action
+from purejaxvpg.config import Config
+
+
+def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | None = None):
+    """Return jitted `act(obs, key=None) -> action` for one seed.
+
+    actor_params: one seed's actor parameters (no seed axis). obs_stats: that seed's
+    NormalizeObservation statistics (`envs.observation_stats(state.runner.env_state)`),
+    required exactly when config.normalize_obs.
+
+    obs: [*obs_shape] (one observation) or [B, *obs_shape]. Returns int32 [] / [B] for a
+    Discrete space, float32 [*action_shape] / [B, *action_shape] in the environment's
+    bounds for a Box. The parameters are arguments of the compiled function, not
+    constants in it: every seed of a config shares one compile per observation shape.
+    """
+    if config.normalize_obs != (obs_stats is not None):
+        raise ValueError(
+            "obs_stats: the run's observation statistics are needed exactly when "
+            f"config.normalize_obs (here {config.normalize_obs})."
+        )
+    return functools.partial(_act(config), jax.device_put(actor_params), jax.device_put(obs_stats))
+
+
+@functools.lru_cache(maxsize=16)
+def _act(config: Config):
+    """jit(act(actor_params, obs_stats, obs, key)) of a config (see make_policy)."""
+    agent = Agent.build(config)
+    stack = envstack.build(config, 1, evaluation=True)  # its NormalizeObservation normalises
+    spec, obs_shape = agent.stack.spec, agent.stack.obs_shape
+    to_env = _env_format(config, spec)
+
+    def act(actor_params, obs_stats, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        single = obs.shape == obs_shape
+        if not single and obs.shape[1:] != obs_shape:
+            raise ValueError(
+                f"obs: one observation of shape {obs_shape} or a batch [B, *{obs_shape}], "
+                f"got shape {obs.shape}."
+            )
+        if key is not None and not _one_key(key):
+            raise ValueError(
+                "key: one jax.random.key (or None for the mode), got an array of dtype "
+                f"{getattr(key, 'dtype', type(key).__name__)} and shape {getattr(key, 'shape', ())}."
+            )
+        batch = obs[None] if single else obs  # [B, *obs_shape]
+        if obs_stats is not None:
+            batch = stack.env.normalize(obs_stats, batch)
+        dist = agent.actor.apply(actor_params, batch)
+        action = dist.mode() if key is None else dist.sample(key)  # [B] or [B, A]
+        action = to_env(action).reshape(batch.shape[0], *spec.shape)
+        return action[0] if single else action
+
+    return jax.jit(act)
+
+
+def _one_key(key) -> bool:
+    """A typed PRNG key [] or a raw uint32 key [2] (jax.random.PRNGKey)."""
+    if keys.is_key(key):
+        return key.shape == ()
+    return getattr(key, "dtype", None) == jnp.uint32 and key.shape == (2,)
+
+
+def _env_format(config: Config, spec: envs.ActionSpec):
+    """actions [B] / [B, A] from the policy -> what the environment itself receives.
+
+    As in training: continuous actions clipped to the box the agent acts in; with
+    rescale_actions that box is [-1, 1] and RescaleAction maps it onto the environment's
+    own bounds, low + (a + 1) / 2 * (high - low).
+    """
+    if spec.discrete or not config.rescale_actions:
+        return lambda action: env_action(action, spec)
+    inner = envs.action_spec(*envs.make(config.env_id))
+    low, high = jnp.asarray(inner.low.reshape(-1)), jnp.asarray(inner.high.reshape(-1))
+    return lambda action: low + (env_action(action, spec) + 1.0) * 0.5 * (high - low)

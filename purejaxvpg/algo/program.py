@@ -1,0 +1,255 @@
+"""The whole run as one pure function of a PRNG key: `make_train(config) -> train(key)`.
+
+    train(key) = run(init(key), updates 0 .. num_updates - 1)
+    update:  rollout -> values -> GAE -> policy step -> value steps -> metrics
+    every eval_every updates (optional): greedy and stochastic evaluation episodes
+
+`jax.jit(jax.vmap(train))(keys)` runs many seeds in one call. Nothing here touches the
+host (files, clocks, memory checks): `purejaxvpg/host/driver.py` compiles, times and runs
+this program, whole or in blocks of updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+import envs
+from purejaxvpg.algo import envstack, gae, keys, losses, rollout
+from purejaxvpg.algo.evaluate import make_evaluate
+from purejaxvpg.algo.metrics import EpisodeSummary, EvalMetrics, UpdateMetrics, summarize_episodes
+from purejaxvpg.algo.networks import Actor, Critic
+from purejaxvpg.config import SWEEPABLE, Config
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a run carries from one update to the next (one seed)."""
+
+    actor_params: object
+    critic_params: object
+    actor_opt_state: object
+    critic_opt_state: object
+    runner: rollout.EnvRunnerState
+    episodes: EpisodeSummary  # last summary, carried when no episode ends
+    updates_done: jax.Array  # int32 []
+    eval_key: jax.Array  # evaluation's own stream: evaluating never changes training's
+
+
+@struct.dataclass
+class HyperParams:
+    """The plain-number hyperparameters (config.SWEEPABLE) a sweep may batch.
+
+    Leaves are Python numbers (compiled in as constants: a normal run) or arrays with a
+    leading [runs] axis vmapped like seeds (a sweep; see `purejaxvpg.train(..., hparams=)`).
+    """
+
+    policy_lr: object
+    value_lr: object
+    gamma: object
+    gae_lambda: object
+    ent_coef: object
+    value_iters: object
+
+    @classmethod
+    def from_config(cls, config: Config) -> HyperParams:
+        return cls(**{name: getattr(config, name) for name in SWEEPABLE})
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """What a config builds once, before anything is traced: the environment stack, the
+    two networks and (with eval_every) the evaluation. Holds no arrays, so one Agent
+    serves every seed. (Some environments must be built outside a trace.)"""
+
+    config: Config
+    stack: envstack.EnvStack
+    actor: Actor
+    critic: Critic
+    evaluate: Callable | None  # evaluate.make_evaluate(config, actor), or None
+
+    @classmethod
+    def build(cls, config: Config) -> Agent:
+        """Environment and networks for a validated config (no compile)."""
+        stack = envstack.build(config, config.num_envs)
+        actor = Actor(
+            hidden_sizes=config.hidden_sizes,
+            action_size=stack.spec.size,
+            discrete=stack.spec.discrete,
+            activation=config.activation,
+            log_std_init=config.log_std_init,
+            learn_log_std=config.learn_log_std,
+        )
+        critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
+        evaluate = make_evaluate(config, actor) if config.eval_every else None
+        return cls(config=config, stack=stack, actor=actor, critic=critic, evaluate=evaluate)
+
+
+def make_train(config: Config):
+    """Return `train(key) -> (final TrainState, UpdateMetrics [num_updates], EvalMetrics [num_evals])`
+    for one seed, with the config's own hyperparameters compiled in.
+
+    Pure and jit/vmap-safe: `jax.jit(jax.vmap(train))(keys)` trains len(keys) seeds.
+    Validates the config first.
+    """
+    agent, hp = Agent.build(config.validate()), HyperParams.from_config(config)
+    return lambda key: train(agent, hp, key)
+
+
+def train(agent: Agent, hp: HyperParams, key: jax.Array):
+    """One seed's whole run: init, then every update (see `run`)."""
+    return run(agent, hp, init(agent, hp, key), 0, agent.config.num_updates)
+
+
+def optimizers(agent: Agent, hp: HyperParams):
+    """(policy, value) optimizers: Adam, optionally after global-norm clipping, with an
+    optional linear decay to 0 over the run's optimizer steps.
+
+    `hp` may be traced (a sweep), so the decay is written out:
+    lr_k = lr * max(0, 1 - k / total_steps) after k optimizer steps.
+    """
+    c = agent.config
+
+    def adam(lr, total_steps):
+        schedule = (lambda k: lr * jnp.clip(1.0 - k / total_steps, 0.0, 1.0)) if c.anneal_lr else lr
+        clip = [optax.clip_by_global_norm(c.max_grad_norm)] if c.max_grad_norm else []
+        return optax.chain(*clip, optax.adam(schedule))
+
+    return adam(hp.policy_lr, c.num_updates), adam(hp.value_lr, c.num_updates * hp.value_iters)
+
+
+def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
+    """Fresh networks, optimizer states and environments; key: one seed's scalar key."""
+    actor_optimizer, critic_optimizer = optimizers(agent, hp)
+    streams = keys.RunStreams.of(key)  # one stream per consumer (see keys.py)
+    dummy_obs = jnp.zeros((1, *agent.stack.obs_shape), jnp.float32)
+    actor_params = agent.actor.init(streams.actor, dummy_obs)
+    critic_params = agent.critic.init(streams.critic, dummy_obs)
+    runner = rollout.reset(agent.stack.env, agent.stack.env_params, streams.env)
+    # reward scaling discounts with this run's gamma (a sweep's own), not the config's
+    runner = runner.replace(env_state=envs.set_return_discount(runner.env_state, hp.gamma))
+    return TrainState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        actor_opt_state=actor_optimizer.init(actor_params),
+        critic_opt_state=critic_optimizer.init(critic_params),
+        runner=runner,
+        episodes=EpisodeSummary.zeros(),
+        updates_done=jnp.zeros((), jnp.int32),
+        eval_key=streams.evaluation,
+    )
+
+
+def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState, UpdateMetrics]:
+    """One VPG update on one rollout of num_steps x num_envs steps."""
+    c, stack = agent.config, agent.stack
+    T, E = c.num_steps, c.num_envs
+    flat = lambda x: x.reshape(T * E, *x.shape[2:])  # noqa: E731  [T, E, ...] -> [T * E, ...]
+    actor_optimizer, critic_optimizer = optimizers(agent, hp)
+
+    # 1. Rollout with the current policy: every leaf [T, E, ...].
+    runner, batch = rollout.collect(
+        lambda obs: agent.actor.apply(state.actor_params, obs),
+        stack.env, stack.env_params, stack.spec, state.runner, T, unroll=c.scan_unroll,
+    )
+
+    # 2. One critic pass over s_t and s'_t (the pre-reset next observation): V, V' [T, E].
+    v = agent.critic.apply(state.critic_params, jnp.concatenate([flat(batch.obs), flat(batch.next_obs)]))
+    values, next_values = v[: T * E].reshape(T, E), v[T * E :].reshape(T, E)
+
+    # 3. GAE(gamma, lambda): bootstrap on truncation, not on termination.  [T, E] each.
+    advantages, returns = gae.gae(
+        batch.reward, values, next_values, batch.terminated, batch.truncated,
+        hp.gamma, hp.gae_lambda, method=c.gae_method, unroll=c.scan_unroll,
+    )
+    advantages = flat(advantages)
+    if c.normalize_advantages:
+        advantages = losses.normalize(advantages)
+
+    # 4. One policy-gradient step: theta <- theta + lr * mean_t[grad log pi(a_t|s_t) A_t].
+    obs, actions = flat(batch.obs), flat(batch.action)
+    actor_params, actor_opt_state, policy = losses.policy_step(
+        agent.actor.apply, state.actor_params, state.actor_opt_state, actor_optimizer,
+        obs, actions, advantages, hp.ent_coef,
+    )
+
+    # 5. value_iters regression steps: phi <- phi - lr * grad mean_t[(V_phi(s_t) - R_t)^2].
+    critic_params, critic_opt_state, value = losses.value_steps(
+        agent.critic.apply, state.critic_params, state.critic_opt_state, critic_optimizer,
+        obs, flat(returns), hp.value_iters, unroll=c.scan_unroll,
+    )
+
+    # 6. Metrics, reduced to scalars.
+    episodes, finished = summarize_episodes(
+        batch.episode_return, batch.episode_length, batch.episode_finished, state.episodes
+    )
+    state = TrainState(
+        actor_params, critic_params, actor_opt_state, critic_opt_state,
+        runner, episodes, state.updates_done + 1, state.eval_key,
+    )
+    metrics = UpdateMetrics.of(
+        episodes, finished, state.updates_done * (T * E), policy, value, values, returns
+    )
+    return state, metrics
+
+
+def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: int):
+    """`length` updates from global update index `first_update` (keep it unbatched under
+    vmap: it decides when to evaluate); `length` is static.
+
+    Returns (state, UpdateMetrics [length], EvalMetrics [length // eval_every]): an
+    evaluation after every eval_every-th update, so `first_update` and `length` must be
+    multiples of eval_every, except a whole run (0, num_updates), whose last
+    num_updates % eval_every updates have none. Updates past num_updates (a last,
+    partial block) leave the state unchanged and report zeros, as do their evaluations.
+    Running the updates in several calls gives the same result as one call: the run's
+    randomness is all in the state.
+    """
+    c = agent.config
+    every = c.eval_every or length
+    periods, rest = divmod(length, every)
+    if c.eval_every and rest and not (isinstance(first_update, int) and first_update + length == c.num_updates):
+        raise ValueError(f"length: a multiple of eval_every={c.eval_every} (or the whole run), got {length}.")
+    past_end = not (isinstance(first_update, int) and first_update + length <= c.num_updates)
+
+    def step(state, u):
+        return update(agent, hp, state)
+
+    def guarded_step(state, u):
+        zeros = _zeros(jax.eval_shape(step, state, u)[1])
+        return jax.lax.cond(u < c.num_updates, step, lambda st, _: (st, zeros), state, u)
+
+    step_fn = guarded_step if past_end else step
+
+    def period(state, first):
+        """`every` updates, then (with eval_every) one evaluation."""
+        state, metrics = jax.lax.scan(step_fn, state, first + jnp.arange(every))
+        if not c.eval_every:
+            return state, (metrics, None)
+        last = first + every - 1  # the 0-based update the evaluation follows
+        evaluation = lambda: agent.evaluate(  # noqa: E731
+            state.actor_params, state.runner.env_state, keys.in_run_eval_key(state.eval_key, last)
+        )
+        if past_end:
+            zeros = _zeros(jax.eval_shape(evaluation))
+            evals = jax.lax.cond(last < c.num_updates, evaluation, lambda: zeros)
+        else:
+            evals = evaluation()
+        return state, (metrics, evals)
+
+    state, (metrics, evals) = jax.lax.scan(period, state, first_update + every * jnp.arange(periods))
+    metrics = jax.tree.map(lambda x: x.reshape(periods * every), metrics)  # [length - rest]
+    if rest:
+        state, tail = jax.lax.scan(step_fn, state, first_update + periods * every + jnp.arange(rest))
+        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+    return state, metrics, (evals if c.eval_every else EvalMetrics.empty())
+
+
+def _zeros(shapes):
+    """Zeros shaped like a tree of jax.ShapeDtypeStruct."""
+    return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)

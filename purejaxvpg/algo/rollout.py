@@ -1,0 +1,110 @@
+"""Collect one rollout of `num_steps` steps in `num_envs` environments with lax.scan.
+
+Only the actor runs per step; the critic evaluates the whole batch afterwards in one
+pass (see train.py), which is cheaper than a value call per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.spaces import ActionSpec
+
+
+@struct.dataclass
+class EnvRunnerState:
+    """Where the environments are between rollouts (leaves have a leading [E] axis)."""
+
+    env_state: object
+    obs: jax.Array  # [E, *obs_shape], the observation the next action is chosen from
+    key: jax.Array
+
+
+@struct.dataclass
+class Rollout:
+    """One rollout, time first: every leaf is [T, E, ...]."""
+
+    obs: jax.Array  # s_t                            [T, E, *obs_shape]
+    action: jax.Array  # a_t (unclipped sample)      [T, E] or [T, E, *action_shape]
+    reward: jax.Array  # r_t                         [T, E]
+    terminated: jax.Array  # bool                    [T, E]
+    truncated: jax.Array  # bool                     [T, E]
+    next_obs: jax.Array  # s'_t before auto-reset    [T, E, *obs_shape]
+    episode_return: jax.Array  # of the episode ending at t (valid where finished)  [T, E]
+    episode_length: jax.Array  # [T, E]
+    episode_finished: jax.Array  # bool              [T, E]
+
+
+def env_action(action: jax.Array, spec: ActionSpec) -> jax.Array:
+    """What the environment receives: continuous actions clipped to the box.
+
+    The policy's log-probability is always of the unclipped sample, so the gradient is
+    that of the distribution that was actually sampled.
+    """
+    if spec.discrete:
+        return action
+    return jnp.clip(action, spec.low, spec.high)
+
+
+def collect(
+    policy: Callable[[jax.Array], object],
+    env,
+    env_params,
+    spec: ActionSpec,
+    runner: EnvRunnerState,
+    num_steps: int,
+    unroll: int = 1,
+) -> tuple[EnvRunnerState, Rollout]:
+    """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env.
+
+    `unroll` steps run per loop iteration (fewer iterations: less loop overhead on a GPU,
+    a longer compile).
+
+    `env` is an envs.VecEnv stack with envs.EpisodeStatistics under it (its info carries
+    the episode statistics).
+    """
+
+    def step(runner: EnvRunnerState, _):
+        key, key_action, key_env = jax.random.split(runner.key, 3)
+        action = policy(runner.obs).sample(key_action)
+        next_obs, env_state, reward, terminated, truncated, info = env.step(
+            key_env, runner.env_state, env_action(action, spec), env_params
+        )
+        transition = Rollout(
+            obs=runner.obs,
+            action=action,
+            reward=reward.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=info["final_observation"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+            episode_finished=info["episode_finished"],
+        )
+        return EnvRunnerState(env_state, next_obs, key), transition
+
+    runner, batch = jax.lax.scan(step, runner, None, length=num_steps, unroll=unroll)
+    # trace-time checks (no runtime cost): every per-env quantity [T, E], flags bool, so an
+    # environment returning [E, 1] rewards or float flags fails here, not inside GAE
+    per_env = (num_steps, runner.obs.shape[0])
+    names = "collect: [T, E] reward, terminated, truncated, episode_return, episode_length, episode_finished"
+    chex.assert_shape([batch.reward, batch.terminated, batch.truncated, batch.episode_return,
+                       batch.episode_length, batch.episode_finished], per_env, custom_message=names)
+    chex.assert_type([batch.terminated, batch.truncated, batch.episode_finished], bool,
+                     custom_message="collect: terminated, truncated, episode_finished")
+    chex.assert_shape([batch.obs, batch.next_obs], (num_steps, *runner.obs.shape),
+                      custom_message="collect: obs, next_obs [T, E, *obs_shape]")
+    chex.assert_tree_shape_prefix(batch, per_env, custom_message="collect: every Rollout leaf [T, E, ...]")
+    return runner, batch
+
+
+def reset(env, env_params, key: jax.Array) -> EnvRunnerState:
+    """Fresh environments (`env` is a VecEnv stack); `key` seeds the resets and the runner."""
+    key, key_reset = jax.random.split(key)
+    obs, env_state = env.reset(key_reset, env_params)
+    return EnvRunnerState(env_state, obs, key)

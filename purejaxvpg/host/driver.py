@@ -1,0 +1,283 @@
+"""The host driver: build the program once, check it fits in memory, compile it once,
+time it, and run it whole (in chunks of seeds) or in blocks of updates.
+
+Every host path goes through here: `purejaxvpg.train` and sweeps (`train`), the CLI
+session with its progress bar and checkpoints (`compile_blocks`, session.py), and the
+throughput benchmark (`prepare`, `compile_whole`). `TrainResult` is built in one place
+(`result`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import program
+from purejaxvpg.algo.metrics import EvalMetrics, UpdateMetrics
+from purejaxvpg.algo.program import Agent, HyperParams, TrainState
+from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter, require_int
+from purejaxvpg.host import chunks, memory
+from purejaxvpg.host.policy import seed_policy
+
+
+@functools.lru_cache(maxsize=8)
+def prepare(config: Config) -> Agent:
+    """Validate the config (the one place a run does) and build its Agent (no compile).
+    Cached: the checks, the session and the compiled blocks of one run share one Agent."""
+    return Agent.build(config.validate())
+
+
+def seeds_that_fit(agent: Agent) -> int:
+    """Seeds of this program that fit in device memory at once (estimate, memory.py)."""
+    return memory.seeds_that_fit(agent.config, agent.stack.obs_shape, agent.stack.spec.size)
+
+
+def whole_run(agent: Agent, sweep: bool = False):
+    """jit(vmap(one seed's whole run)): f(keys) -> (state, UpdateMetrics, EvalMetrics), or
+    with `sweep` f(keys, hparams) with a HyperParams of [num_seeds] leaves."""
+    if sweep:
+        return jax.jit(jax.vmap(lambda key, hp: program.train(agent, hp, key)))
+    const = HyperParams.from_config(agent.config)
+    return jax.jit(jax.vmap(lambda key: program.train(agent, const, key)))
+
+
+def compile_timed(jitted, *args):
+    """(compiled executable, seconds spent lowering and compiling)."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+@functools.lru_cache(maxsize=8)
+def compile_blocks(config: Config, num_seeds: int, block: int):
+    """(init, step, abstract state) for num_seeds seeds in blocks of `block` updates:
+    init(keys) -> state; step(state, first_update) -> (state, UpdateMetrics [block],
+    EvalMetrics [block // eval_every]). Cached, so resuming or rerunning in one process
+    does not compile again."""
+    agent, hp = prepare(config), HyperParams.from_config(config)
+    keys = prng.seed_keys(0, num_seeds)  # only shapes matter here
+    init = jax.jit(jax.vmap(lambda key: program.init(agent, hp, key)))
+    step = jax.jit(
+        jax.vmap(lambda state, first: program.run(agent, hp, state, first, block), in_axes=(0, None)),
+        donate_argnums=0 if jax.default_backend() != "cpu" else (),  # CPU cannot donate
+    )
+    abstract = jax.eval_shape(init, keys)
+    return init.lower(keys).compile(), step.lower(abstract, jnp.int32(0)).compile(), abstract
+
+
+def abstract_state(config: Config, num_seeds: int):
+    """Shapes and dtypes of the batched TrainState of `num_seeds` seeds (no compile):
+    what a checkpoint is restored into."""
+    agent, hp = prepare(config), HyperParams.from_config(config)
+    return jax.eval_shape(
+        jax.vmap(lambda key: program.init(agent, hp, key)), prng.seed_keys(0, num_seeds)
+    )
+
+
+def first_nonfinite_update(config: Config, metrics: dict, eval_metrics: dict, params=None) -> np.ndarray:
+    """Per seed, the first update at which a metric (losses, returns, gradient norms,
+    evaluations) is NaN or infinite, or the last update if only the final `params` are
+    not finite; -1 for a seed that stayed finite. [num_seeds] int.
+
+    metrics: name -> [num_seeds, updates]; eval_metrics: name -> [num_seeds, num_evals],
+    evaluation k taken after update (k + 1) * eval_every - 1.
+    """
+    num_seeds, updates = np.shape(metrics["env_steps"])
+    bad = np.zeros((num_seeds, max(updates, 1)), bool)
+    for value in metrics.values():
+        bad[:, :updates] |= ~np.isfinite(np.asarray(value))
+    for value in eval_metrics.values():
+        at = (np.arange(np.shape(value)[1]) + 1) * config.eval_every - 1
+        bad[:, at] |= ~np.isfinite(np.asarray(value))
+    for leaf in jax.tree.leaves(params):
+        leaf = np.asarray(leaf)
+        if leaf.dtype.kind == "f":
+            bad[:, -1] |= ~np.isfinite(leaf.reshape(num_seeds, -1)).all(axis=1)
+    return np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What `purejaxvpg.train` returns. Arrays have a leading [num_seeds] axis."""
+
+    config: Config
+    num_seeds: int
+    metrics: dict[str, np.ndarray]  # metrics.UpdateMetrics names -> [num_seeds, num_updates]
+    final_state: TrainState
+    compile_seconds: float
+    run_seconds: float  # summed over the chunks trained in this call
+    chunk_size: int = 0  # seeds per jitted call
+    chunks_loaded: int = 0  # chunks read back from results_dir instead of trained
+    seeds_trained: int = 0  # seeds trained in this call (the rest were loaded)
+    # with config.eval_every: metrics.EvalMetrics names -> [num_seeds, num_evals]
+    eval_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
+    updates_trained: int | None = None  # updates run in this call (None: all of them)
+
+    @functools.cached_property
+    def diverged_at(self) -> np.ndarray:
+        """Per seed, the first update with a non-finite metric (or non-finite final
+        parameters: the last update); -1 for seeds that stayed finite. [num_seeds] int.
+        Diverged seeds are reported and left out of aggregates, never averaged in."""
+        return first_nonfinite_update(self.config, self.metrics, self.eval_metrics, self.params)
+
+    @property
+    def finite_seeds(self) -> np.ndarray:
+        """Boolean mask [num_seeds] of the seeds that did not diverge."""
+        return self.diverged_at < 0
+
+    @property
+    def eval_env_steps(self) -> np.ndarray:
+        """Env steps per seed at each evaluation, [num_evals]."""
+        c = self.config
+        return np.arange(1, c.num_evals + 1) * c.eval_every * c.batch_size
+
+    @property
+    def params(self):
+        """Trained (actor, critic) parameters, leading axis num_seeds."""
+        return {"actor": self.final_state.actor_params, "critic": self.final_state.critic_params}
+
+    @property
+    def env_steps_per_second(self) -> float:
+        """All seeds' environment steps over the run time (compile excluded)."""
+        updates = self.config.num_updates if self.updates_trained is None else self.updates_trained
+        steps = self.seeds_trained * updates * self.config.batch_size
+        return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
+
+    def policy(self, seed: int = 0):
+        """Seed `seed`'s trained policy as jitted `act(obs, key=None)`: the mode without a
+        key, a sample with one; the run's observation statistics applied; actions in the
+        environment's own format (host/policy.py). ValueError naming `seed` if out of range."""
+        return seed_policy(self.config, self.final_state, self.num_seeds, seed)
+
+
+def result(config: Config, final_state, metrics, evals, updates_done: int | None = None,
+           **fields) -> TrainResult:
+    """The TrainResult of a run: metrics (UpdateMetrics or name -> [num_seeds, updates]) cut
+    to `updates_done`, evaluations (EvalMetrics or name -> [num_seeds, evaluations]) cut to
+    the ones those updates completed; `fields` as in TrainResult."""
+    as_dict = lambda m: m.as_dict() if isinstance(m, (UpdateMetrics, EvalMetrics)) else m  # noqa: E731
+    metrics, evals = as_dict(metrics), as_dict(evals)
+    done = np.shape(metrics["env_steps"])[1] if updates_done is None else updates_done
+    num_evals = done // config.eval_every if config.eval_every else 0
+    return TrainResult(
+        config=config,
+        final_state=final_state,
+        metrics={k: np.asarray(v)[:, :done] for k, v in metrics.items()},
+        eval_metrics={k: np.asarray(v)[:, :num_evals] for k, v in evals.items()} if num_evals else {},
+        **fields,
+    )
+
+
+def train(
+    config: Config,
+    num_seeds: int = 1,
+    seed: int = 0,
+    keys: jax.Array | None = None,
+    chunk_size: int | None = None,
+    results_dir: str | Path | None = None,
+    hparams: HyperParams | None = None,
+) -> TrainResult:
+    """Train `num_seeds` independent seeds in jitted, vmapped calls.
+
+    `keys` (shape [num_seeds]) overrides `seed`; seed i always gets `seed_keys(seed, n)[i]`.
+    When the seeds would not fit in device memory (estimate, see memory.py), they run in
+    sequential chunks of `chunk_size` seeds (automatic unless given); a seed's result does
+    not depend on the chunk it ran in. With `results_dir`, every finished chunk is written
+    there at once, and a rerun of the same run loads finished chunks instead of training
+    them again; a directory of another run, of other code (chunks.py) or of other files is
+    refused before compiling. Compile time and run time are measured separately. Seeds
+    whose metrics or parameters become non-finite are flagged in `diverged_at`.
+
+    `hparams` (a sweep) gives each run its own numeric hyperparameters: a HyperParams
+    whose leaves are arrays of shape [num_seeds], aligned with the keys; the config's
+    values of those fields are then ignored.
+    """
+    keys = prng.seed_keys(seed, num_seeds) if keys is None else prng.check_keys(keys)
+    num_seeds = int(keys.shape[0])
+    agent = prepare(config)
+    inputs = (keys,) if hparams is None else (keys, _checked_hparams(hparams, num_seeds))
+    run = whole_run(agent, sweep=hparams is not None)
+    fit = seeds_that_fit(agent)
+    if chunk_size is None:
+        chunk_size = min(num_seeds, fit)
+    else:
+        require_int("chunk_size", chunk_size, low=1)
+        if chunk_size > fit:
+            raise ValueError(
+                f"chunk_size: at most {fit} seeds fit in device memory (estimate), got {chunk_size}."
+            )
+        chunk_size = min(chunk_size, num_seeds)
+
+    def take(first, last):
+        """Seeds first..last-1 of the inputs, the last chunk padded to chunk_size seeds
+        (same shape: no second compile)."""
+        part = jax.tree.map(lambda x: x[first:last], inputs)
+        pad = chunk_size - (last - first)
+        return part if not pad else jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.broadcast_to(x[-1:], (pad, *x.shape[1:]))]), part
+        )
+
+    store, abstract = None, None
+    if results_dir is not None:  # checked before compiling: a refused dir costs no compile
+        store = chunks.ChunkStore(results_dir, config, keys, None if hparams is None else inputs[1])
+        abstract = jax.eval_shape(run, *take(0, chunk_size))  # restores saved PRNG keys
+    compiled, compile_seconds = compile_timed(run, *take(0, chunk_size))
+    parts, run_seconds, loaded, trained = [], 0.0, 0, 0
+    for first in range(0, num_seeds, chunk_size):
+        last = min(first + chunk_size, num_seeds)
+        saved = store.load(first, last, abstract) if store else None
+        if saved is not None:
+            parts.append(saved)
+            loaded += 1
+            continue
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*take(first, last)))
+        run_seconds += time.perf_counter() - start
+        trained += last - first
+        if num_seeds > chunk_size:  # several chunks: keep finished ones on the host
+            out = jax.tree.map(lambda x: prng.to_host(x, last - first), out)
+        if store:
+            store.save(first, last, out)
+        parts.append(out)
+
+    final_state, metrics, evals = parts[0] if len(parts) == 1 else jax.tree.map(
+        prng.concatenate, *parts
+    )
+    return result(
+        config, final_state, metrics, evals,
+        num_seeds=num_seeds,
+        hparams=None if hparams is None else inputs[1],
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+        chunk_size=chunk_size,
+        chunks_loaded=loaded,
+        seeds_trained=trained,
+    )
+
+
+def _checked_hparams(hparams, num_seeds: int) -> HyperParams:
+    """A sweep's HyperParams with leaves as arrays [num_seeds], every element in its
+    Config field's range (config.check_hyperparameter); ValueError naming
+    `hparams.<field>` otherwise. Runs before anything compiles."""
+    if not isinstance(hparams, HyperParams):
+        raise ValueError(f"hparams: must be a purejaxvpg.HyperParams, got {type(hparams).__name__}.")
+    leaves = {}
+    for name in SWEEPABLE:
+        label = f"hparams.{name}"
+        leaf = np.asarray(getattr(hparams, name))
+        if leaf.shape != (num_seeds,):
+            raise ValueError(f"{label}: must have shape ({num_seeds},), got {leaf.shape}.")
+        if leaf.dtype.kind not in "biuf":
+            raise ValueError(f"{label}: must hold numbers, got dtype {leaf.dtype}.")
+        for value in np.unique(leaf):  # a sweep holds few distinct values
+            check_hyperparameter(name, value.item(), label)
+        leaves[name] = jnp.asarray(leaf)
+    return HyperParams(**leaves)

@@ -1,0 +1,306 @@
+"""The run directory: everything a reviewer needs to rerun and check a number.
+
+RUN_DIR/config.json          the Config, the run options, package versions, backend,
+                             device, git commit; after the run, timings and final returns;
+                             one entry in "resumes" per --resume (its own versions, commit)
+RUN_DIR/metrics.csv          one row per seed and update: seed, update, env_steps, every metric;
+                             appended block by block while training (a killed run keeps its
+                             curve), rewritten whole, seed by seed, when the run ends
+RUN_DIR/metrics.npz          the same arrays [num_seeds, num_updates], plus evaluations
+                             [num_seeds, num_evals] and their env steps
+RUN_DIR/learning_curve.png   IQM of the episodic return across seeds with a 95% bootstrap band
+RUN_DIR/checkpoints/         orbax checkpoints (see checkpoint.py)
+RUN_DIR/tensorboard/, wandb-run-id   with `--log tensorboard` / `--log wandb` (loggers.py)
+RUN_DIR/.purejaxvpg.lock     held (fcntl.flock) by the one process using the directory
+
+Every file is written to a temporary name and renamed, so a killed process leaves either
+the old file or the new one, never half of one (metrics.csv while it grows may end in half
+a row: --resume drops it with the rows after the checkpoint). JSON holds no NaN or inf (not JSON): they
+are written as null (`write_json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import fcntl
+import importlib.metadata
+import io
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from purejaxvpg.algo.metrics import METRIC_NAMES
+from purejaxvpg.config import Config
+from purejaxvpg.report import plots
+
+PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
+# what makes a directory a run: a fresh run refuses a directory holding any of these
+RUN_FILES = ("config.json", "checkpoints", "metrics.csv", "metrics.npz", "learning_curve.png", "eval.json")
+LOCK_NAME = ".purejaxvpg.lock"
+
+
+def environment() -> dict:
+    """Package versions, backend, devices and the git commit of the source tree."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "versions": versions,
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository this package runs from (+ "-dirty" with local changes), or None."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=10,
+        )
+        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def finite(value):
+    """`value` with every non-finite float replaced by None and numpy scalars/arrays made
+    plain Python: what `json.dumps(..., allow_nan=False)` accepts."""
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return finite(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value) -> str:
+    """Indented JSON of `value` with NaN / inf written as null (strict JSON)."""
+    return json.dumps(finite(value), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, value) -> Path:
+    """Atomically write `json_text(value)` to `path` (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json_text(value))
+    tmp.replace(path)
+    return path
+
+
+def write_config(run_dir: Path, config: Config, run: dict) -> Path:
+    """config.json of a fresh run: the Config, the run options, the environment."""
+    return write_json(Path(run_dir) / "config.json",
+                      {"config": dataclasses.asdict(config), "run": run, **environment()})
+
+
+def _update_config(run_dir: Path, change) -> Path:
+    path = Path(run_dir) / "config.json"
+    info = json.loads(path.read_text())
+    change(info)
+    return write_json(path, info)
+
+
+def write_results(run_dir: Path, results: dict) -> Path:
+    """Set config.json's "results" (timings, final returns), keeping everything else."""
+    return _update_config(run_dir, lambda info: info.__setitem__("results", results))
+
+
+def record_resume(run_dir: Path, from_update: int, changed: dict | None = None) -> Path:
+    """Append to config.json's "resumes" the resuming environment (versions, commit,
+    device), the time and the update resumed from; the run's own record stays as written."""
+    entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "from_update": from_update, **({"changed": changed} if changed else {}), **environment()}
+    return _update_config(run_dir, lambda info: info.setdefault("resumes", []).append(entry))
+
+
+def read_config(run_dir: Path) -> tuple[Config, dict]:
+    """(Config, run options) of an existing run directory."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run_dir: {run_dir} is a file, not a run directory.")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ValueError(f"run_dir: {run_dir} has no config.json (not a purejaxvpg run directory).")
+    try:
+        info = json.loads(path.read_text())
+        return Config.from_dict(info["config"]), info.get("run", {})
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"run_dir: {path} is damaged ({type(error).__name__}: {error}).") from error
+
+
+def held_run_files(run_dir: Path) -> list[str]:
+    """The names in RUN_FILES that `run_dir` holds (empty when it is no run)."""
+    return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+
+
+def check_new_run_dir(run_dir: Path, name: str = "out") -> None:
+    """ValueError naming `name` unless `run_dir` can become a fresh run directory: not a
+    file, not under a file, not holding another run, writable. Writes nothing."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{name}: {run_dir} is a file; give a directory for the run.")
+    held = held_run_files(run_dir) if run_dir.is_dir() else []
+    if held:
+        # without config.json there is nothing --resume could read: only another --out helps
+        resume = f"continue it with --resume {run_dir}, or " if "config.json" in held else (
+            "it has no config.json, so it cannot be resumed; delete it or "
+        )
+        raise ValueError(
+            f"{name}: {run_dir} already holds a run ({', '.join(held)}); {resume}"
+            "pick another --out (nothing was written)."
+        )
+    existing = run_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{name}: cannot create {run_dir}: {existing} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: cannot write to {existing} (permission denied or read-only).")
+
+
+class RunLock:
+    """An exclusive lock (fcntl.flock) on RUN_DIR/.purejaxvpg.lock, held by one process
+    for a whole session: a second `train` on the same --out, or a `--resume` or `eval` of
+    a run still training, is refused. The kernel releases it when the process dies.
+
+    create: make RUN_DIR (and its parents) first; `created` lists what was made, so a
+    refused or failed fresh run can leave no directory behind (`remove_created`)."""
+
+    def __init__(self, run_dir: Path, name: str = "out", create: bool = True):
+        self.run_dir, self.created, self.handle = Path(run_dir), [], None
+        try:
+            if create:
+                missing = [p for p in [self.run_dir.absolute(), *self.run_dir.absolute().parents]
+                           if not p.exists()]
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self.created = missing  # deepest first
+            self.handle = open(self.run_dir / LOCK_NAME, "a+")
+        except OSError as error:
+            self.remove_created()
+            raise ValueError(f"{name}: cannot use {run_dir}: {error.strerror or error}.") from error
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            self.handle = None
+            raise ValueError(
+                f"{name}: {run_dir} is in use by another purejaxvpg process (pid {holder}); "
+                "wait for it to finish or pick another directory."
+            ) from error
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+    def remove_created(self) -> None:
+        """Remove the lock file and the directories this lock created, if nothing else is
+        in them: a refused or failed fresh run must not block its own --out."""
+        self.release()
+        if not self.created:
+            return
+        for leftover in (self.run_dir / LOCK_NAME, self.run_dir / "checkpoints"):
+            try:
+                leftover.rmdir() if leftover.is_dir() else leftover.unlink()
+            except OSError:
+                pass
+        for directory in self.created:
+            try:
+                directory.rmdir()  # only if empty
+            except OSError:
+                break
+
+
+def write_metrics(run_dir: Path, result) -> list[Path]:
+    """metrics.npz, then metrics.csv of a run (each written whole or not at all; a failed
+    write is an OSError naming the file, its temporary file removed)."""
+    try:
+        return _write_metrics(Path(run_dir), result)
+    except OSError as error:
+        for tmp in Path(run_dir).glob("metrics.*.tmp"):
+            tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write the metrics into {run_dir}: {error.strerror or error}") from error
+
+
+def _write_metrics(run_dir: Path, result) -> list[Path]:
+    m = result.metrics
+    npz_path = Path(run_dir) / "metrics.npz"
+    arrays = dict(m)
+    arrays.update(result.eval_metrics)
+    if result.eval_metrics:
+        arrays["eval_env_steps"] = result.eval_env_steps[: next(iter(result.eval_metrics.values())).shape[1]]
+    tmp = npz_path.with_name(npz_path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    tmp.replace(npz_path)
+
+    csv_path = Path(run_dir) / "metrics.csv"
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    tmp.write_text(csv_header(m) + csv_rows(m))
+    tmp.replace(csv_path)
+    return [csv_path, npz_path]
+
+
+def _csv_names(metrics: dict) -> list[str]:
+    return [n for n in METRIC_NAMES if n in metrics and n != "env_steps"]
+
+
+def csv_header(metrics: dict) -> str:
+    """The first line of metrics.csv: seed, update, env_steps, then every other metric."""
+    return ",".join(["seed", "update", "env_steps", *_csv_names(metrics)]) + "\n"
+
+
+def csv_rows(metrics: dict, first_update: int = 0) -> str:
+    """metrics.csv lines of name -> [num_seeds, updates] (seed by seed, update by update;
+    updates numbered from first_update). A session appends each block's lines as it
+    finishes (host/loggers.py) and the end of a run rewrites the file whole: same text."""
+    names = _csv_names(metrics)
+    num_seeds, num_updates = metrics["env_steps"].shape
+    seed = np.repeat(np.arange(num_seeds), num_updates)
+    update = np.tile(np.arange(first_update, first_update + num_updates), num_seeds)
+    columns = [seed, update, metrics["env_steps"].reshape(-1)] + [metrics[n].reshape(-1) for n in names]
+    table = np.column_stack([c.astype(np.float64) for c in columns])
+    formats = ["%d", "%d", "%d"] + ["%d" if metrics[n].dtype.kind in "iu" else "%.7g" for n in names]
+    text = io.StringIO()
+    np.savetxt(text, table, fmt=formats, delimiter=",")
+    return text.getvalue()
+
+
+def write_plot(run_dir: Path, result) -> Path:
+    """learning_curve.png: written last, after the numbers are safe."""
+    m = result.metrics
+    return plots.learning_curve(
+        m["env_steps"][0], m["episode_return"], Path(run_dir) / "learning_curve.png",
+        title=f"{result.config.env_id}: VPG, {m['env_steps'].shape[0]} seeds",
+        exclude=~result.finite_seeds,  # diverged seeds are left out (and counted)
+    )

@@ -1,0 +1,310 @@
+"""A run on the host: the compiled updates in blocks, with progress, checkpoints and resume.
+
+`purejaxvpg.train` is one call for the whole run. A session runs the same pure program
+(`algo.program.run`, compiled by `driver.compile_blocks`) in blocks of `log_every` updates,
+all vmapped over seeds, so between blocks the host can show progress (steps/s, ETA) and write
+checkpoints. The state stays on the device between blocks; only the per-update metrics
+[num_seeds, log_every] come back. An interrupted session resumed from its last checkpoint
+ends with exactly the metrics of one that never stopped (same blocks, same state).
+
+Nothing is lost: checkpoints are on by default (about every tenth of the run), and SIGINT
+(Ctrl-C) or SIGTERM (what a cluster sends before it kills a job) lets the running block
+finish, checkpoints it and raises `Interrupted`; a second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
+from purejaxvpg.config import Config, require_int
+from purejaxvpg.host import driver
+from purejaxvpg.host.checkpoint import Checkpoints
+from purejaxvpg.host.driver import TrainResult
+
+DEFAULT_REFRESHES = 50  # progress refreshes per run when log_every is not given
+DEFAULT_CHECKPOINTS = 10  # checkpoints per run when checkpoint_every is not given
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a session runs (not what it learns: that is the Config)."""
+
+    num_seeds: int = 8
+    seed: int = 0
+    log_every: int = 0  # updates per block (progress refresh); 0: num_updates / 50
+    # updates between checkpoints; None: about a tenth of the run in whole blocks
+    # (`checkpoint_interval`); 0: only the final one (and on interruption)
+    checkpoint_every: int | None = None
+    progress: bool = True  # draw a progress bar on stderr
+
+    def validate(self) -> RunOptions:
+        require_int("num_seeds", self.num_seeds, low=1)
+        require_int("seed", self.seed, low=0, high=prng.MAX_SEED)
+        require_int("log_every", self.log_every, low=0)
+        if self.checkpoint_every is not None:
+            require_int("checkpoint_every", self.checkpoint_every, low=0)
+        return self
+
+    def checkpoint_interval(self, config: Config) -> int:
+        """Updates between checkpoints (0: only at the end). By default the largest whole
+        number of blocks within a tenth of the run (at least one block), so `kill -9` loses
+        at most ~10% of the updates (one block when blocks are longer than that)."""
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        block = self.block(config)
+        return block * max(1, math.ceil(config.num_updates / DEFAULT_CHECKPOINTS) // block)
+
+    def block(self, config: Config) -> int:
+        """Updates per compiled block; with evaluations, a whole number of eval_every
+        periods (log_every rounded up), so each block returns whole evaluations."""
+        if self.log_every:
+            block = min(self.log_every, config.num_updates)
+        else:
+            block = max(1, math.ceil(config.num_updates / DEFAULT_REFRESHES))
+        if config.eval_every:
+            block = config.eval_every * math.ceil(block / config.eval_every)
+        return block
+
+
+class Interrupted(KeyboardInterrupt):
+    """A session stopped by SIGINT or SIGTERM. updates_done: the updates finished (and
+    checkpointed, when the session had a run_dir); None if it stopped before training."""
+
+    def __init__(self, signum: int, updates_done: int | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.updates_done = signum, updates_done
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _FinishTheBlock:
+    """While installed (main thread only): the first SIGINT/SIGTERM is noted and the
+    running block finishes, so it can be checkpointed; a second one stops at once.
+    A signal the process was told to ignore (a shell's background job ignores SIGINT)
+    stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
+                             if signal.getsignal(s) is not signal.SIG_IGN}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise Interrupted(signum)
+        self.received = signum
+        print(f"\npurejaxvpg: {signal.Signals(signum).name}: stopping after this block "
+              "(and checkpointing it); send it again to stop at once", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+class Progress:
+    """A rich progress bar on stderr: env steps per seed, steps/s over all seeds, ETA."""
+
+    def __init__(self, total_steps: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
+
+        self.bar = RichProgress(
+            TextColumn("{task.percentage:>3.0f}%"), BarColumn(bar_width=20),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self.task = self.bar.add_task("train", total=total_steps, rate="")
+        self.bar.start()
+
+    def advance(self, steps_done: int, steps_per_second: float) -> None:
+        if self.enabled:
+            self.bar.update(
+                self.task, completed=steps_done, rate=f"{steps_per_second:,.0f} env steps/s"
+            )
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def run(
+    config: Config,
+    options: RunOptions = RunOptions(),
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[TrainResult], None] | None = None,
+    on_block: Callable[[int, dict, dict], None] | None = None,
+) -> TrainResult:
+    """Train `options.num_seeds` seeds in blocks; checkpoint into `run_dir/checkpoints`.
+
+    resume: continue from run_dir's newest intact checkpoint (from update 0 if there is
+    none). Without it, a run_dir that already holds checkpoints is refused (before compiling).
+    stop_after: stop once this many updates are done (after checkpointing) — what an
+    interruption looks like; the returned result then covers only those updates.
+    on_start(updates_done): called once every check has passed and the program compiled,
+    before the first block: where the caller writes its own record of the run.
+    on_result(result): called before the final checkpoint is written, so the caller's
+    metrics files are on disk before anything else that can fail.
+    on_block(updates_done, metrics, evals): after every block, before its checkpoint, with
+    that block's metrics name -> [num_seeds, updates] and the evaluations it completed
+    name -> [num_seeds, evals] (empty without eval_every): where loggers write (loggers.py).
+    Raises Interrupted on SIGINT / SIGTERM once the running block is checkpointed.
+    """
+    check(config, options)
+    if run_dir is not None and not resume:
+        from purejaxvpg.host.checkpoint import steps
+
+        if steps(run_dir):
+            raise ValueError(
+                f"run_dir: {run_dir} already holds checkpoints (updates {steps(run_dir)}) of "
+                "another run; pass resume=True to continue it, or pick another directory."
+            )
+    block = options.block(config)
+    every = options.checkpoint_interval(config)
+    keys = prng.seed_keys(options.seed, options.num_seeds)
+    start = time.perf_counter()
+    init, step, abstract = driver.compile_blocks(config, options.num_seeds, block)
+    compile_seconds = time.perf_counter() - start  # ~0 when this process compiled it before
+
+    checkpoints = Checkpoints(run_dir) if run_dir is not None else None
+    done, parts, eval_parts = 0, [], []
+    if resume and checkpoints is not None and checkpoints.latest() is not None:
+        done, state, saved = checkpoints.restore(abstract, set_aside_damaged=True,
+                                                   eval_every=config.eval_every)
+        parts.append({k: v for k, v in saved.items() if k in METRIC_NAMES})
+        eval_parts.append({k: v for k, v in saved.items() if k in EVAL_METRIC_NAMES})
+    else:
+        state = init(keys)
+    if on_start is not None:
+        on_start(done)
+
+    U = config.num_updates
+    stop = U if stop_after is None else min(U, stop_after)
+    progress = Progress(U * config.batch_size, options.progress and done < stop)
+    progress.advance(done * config.batch_size, 0.0)
+    run_seconds, first_done, last_saved = 0.0, done, done
+    try:
+        with _FinishTheBlock() as signals:
+            while done < stop and signals.received is None:
+                start = time.perf_counter()
+                state, metrics, evals = step(state, jnp.int32(done))
+                valid = min(block, U - done)
+                parts.append({k: np.asarray(v)[:, :valid] for k, v in metrics.as_dict().items()})  # waits
+                run_seconds += time.perf_counter() - start
+                if config.eval_every:
+                    eval_parts.append({k: np.asarray(v) for k, v in evals.as_dict().items()})
+                done += valid
+                rate = options.num_seeds * (done - first_done) * config.batch_size / run_seconds
+                progress.advance(done * config.batch_size, rate)
+                if on_block is not None:
+                    every_eval = config.eval_every or done + 1  # no evaluations: none new
+                    new = done // every_eval - (done - valid) // every_eval
+                    new_evals = {k: v[:, :new] for k, v in eval_parts[-1].items()} if new else {}
+                    on_block(done, parts[-1], new_evals)
+                if checkpoints is not None and done < U and (
+                    signals.received is not None or (every and done - last_saved >= every)
+                ):
+                    try:
+                        checkpoints.save(done, state, _history(config, parts, eval_parts, done))
+                    except OSError as error:  # e.g. a full disk: the run goes on, the next one retries
+                        print(f"purejaxvpg: warning: {error}; training goes on", file=sys.stderr)
+                    last_saved = done
+    except BaseException:
+        _close_quietly(checkpoints)
+        raise
+    finally:
+        progress.close()
+    if signals.received is not None and done < U:
+        if checkpoints is not None:
+            checkpoints.close()
+        raise Interrupted(signals.received, done)
+
+    history = _history(config, parts, eval_parts, done)
+    result = driver.result(
+        config, state, _join(parts), _join(eval_parts), done,
+        num_seeds=options.num_seeds,
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+        chunk_size=options.num_seeds,
+        seeds_trained=options.num_seeds,
+        updates_trained=done - first_done,  # a resumed run trained only the rest
+    )
+    try:
+        if on_result is not None:
+            on_result(result)
+        if checkpoints is not None and (
+            done > last_saved or (done == first_done and checkpoints.latest() is None)
+        ):
+            checkpoints.save(done, state, history)
+    except BaseException:
+        _close_quietly(checkpoints)
+        raise
+    if checkpoints is not None:
+        checkpoints.close()  # waits for the files
+    return result
+
+
+def _close_quietly(checkpoints: Checkpoints | None) -> None:
+    """On the way out after an error: finish what was saved, report the first error only."""
+    if checkpoints is not None:
+        try:
+            checkpoints.close()
+        except Exception:
+            pass
+
+
+def check(config: Config, options: RunOptions) -> None:
+    """Everything a session refuses, checked without compiling or writing: the config,
+    the options and whether the seeds fit in device memory (estimate)."""
+    options.validate()
+    fit = driver.seeds_that_fit(driver.prepare(config))
+    if options.num_seeds > fit:
+        raise ValueError(
+            f"num_seeds: at most {fit} seeds fit in device memory (estimate) for a session; "
+            f"got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
+        )
+
+
+def _join(parts: list[dict]) -> dict[str, np.ndarray]:
+    """Blocks of name -> [num_seeds, block] joined along the update axis."""
+    parts = [p for p in parts if p]
+    return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]} if parts else {}
+
+
+def _history(config: Config, parts: list[dict], eval_parts: list[dict], done: int) -> dict:
+    """What a checkpoint keeps of the metrics so far: every update's metrics
+    [num_seeds, done] and the evaluations those updates completed [num_seeds, evals]."""
+    evals = done // config.eval_every if config.eval_every else 0
+    return {**{k: v[:, :done] for k, v in _join(parts).items()},
+            **{k: v[:, :evals] for k, v in _join(eval_parts).items()}}

@@ -1,0 +1,340 @@
+"""Command line: `purejaxvpg train|eval|sweep|bench`.
+
+  purejaxvpg train --env-id CartPole-v1 --num-seeds 8 [--out RUN_DIR] [--config run.toml]
+  purejaxvpg train --resume RUN_DIR
+  purejaxvpg eval RUN_DIR [--episodes 32]
+  purejaxvpg sweep --env-id CartPole-v1 --grid policy_lr=3e-4,1e-3,3e-3 --num-seeds 16
+  purejaxvpg bench [--scenario cartpole-500k] [--num-seeds 1,16,256]
+  purejaxvpg export RUN_DIR [LABEL=RUN_DIR ...] --format rliable|csv|parquet [--out FILE]
+
+Every Config field is a flag (`--policy-lr 1e-3`, `--hidden-sizes 64,64`,
+`--no-anneal-lr`, `--max-grad-norm none`) and a key of the `--config` TOML file;
+`--help` lists them with their defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import types
+import typing
+from pathlib import Path
+
+from purejaxvpg.config import PRESETS, SWEEPABLE, Config
+from purejaxvpg.report import summary
+
+
+def _parse_optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def _parse_int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from error
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(Config)
+    group = parser.add_argument_group("configuration (every purejaxvpg.Config field)")
+    for field in dataclasses.fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        doc = f"{field.metadata.get('doc', '')} (default: {field.default})"
+        if hint is bool:
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=doc
+            )
+            continue
+        if hint in (int, float, str):
+            kind = hint
+        elif hint == tuple[int, ...]:
+            kind = _parse_int_tuple
+        elif isinstance(hint, types.UnionType) and set(typing.get_args(hint)) == {float, type(None)}:
+            kind = _parse_optional_float
+        else:  # a new field type must be taught to the parser, not silently dropped
+            raise TypeError(f"cli: no flag parser for Config.{field.name}: {hint}")
+        group.add_argument(
+            flag, type=kind, default=argparse.SUPPRESS, metavar=field.name.upper(), help=doc
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Config from, by precedence: flags on the command line, the `--config` TOML file,
+    the shipped preset for the env id (with `--preset`), the defaults.
+
+    Config flags default to argparse.SUPPRESS, so only flags on the command line are in
+    `args` (which lets `--max-grad-norm none` set None).
+    """
+    values: dict = {}
+    if getattr(args, "config", None) is not None:
+        values.update(read_toml(args.config))
+    values.update(
+        {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    )
+    if getattr(args, "preset", False):
+        values = {**PRESETS.get(values.get("env_id", Config.env_id), {}), **values}
+    return Config.from_dict(values)
+
+
+def read_toml(path: Path) -> dict:
+    """Config fields from a TOML file: top-level keys named like the Config fields."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise ValueError(f"config: no such file {path}") from error
+    except OSError as error:  # a directory, no permission
+        raise ValueError(f"config: cannot read {path}: {error.strerror or error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"config: {path} is not valid TOML: {error}") from error
+
+
+def _eval(args) -> int:
+    from purejaxvpg.host import policy
+    from purejaxvpg.report.stats import Interval
+    from purejaxvpg.tools.train_command import lock_existing
+
+    lock = lock_existing(args.run_dir, "run_dir")
+    try:
+        record = policy.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    finally:
+        lock.release()
+    rows = [("run", record["run_dir"]), ("environment", record["env_id"]),
+            ("seeds x episodes", f"{record['num_seeds']} x {record['episodes_per_seed']}"),
+            ("checkpoint (updates done)", str(record["updates_done"]))]
+    for mode in ("greedy", "stochastic"):
+        r = record[mode]
+        rows += [(f"{mode}: {name} [95% CI]", summary.interval_text(Interval(**r[name]))) for name in ("iqm", "mean")]
+        rows.append((f"{mode}: median / mean length", f"{r['median']['point']:.1f} / {r['mean_length']:.1f}"))
+    print(summary.table(rows))
+    return 0
+
+
+def _sweep(args) -> int:
+    from purejaxvpg.algo.keys import MAX_SEED
+    from purejaxvpg.config import require_int
+    from purejaxvpg.tools import sweep
+
+    config = config_from_args(args).validate()
+    require_int("num_seeds", args.num_seeds, low=1)
+    require_int("seed", args.seed, low=0, high=MAX_SEED)
+    grid = sweep.parse_grid(args.grid or [])
+    ranges = sweep.parse_ranges(args.range or [])
+    if bool(grid) == bool(ranges):
+        raise ValueError("sweep: give either --grid NAME=v1,v2,... or --samples N with --range NAME=low:high[:log].")
+    settings = sweep.grid_settings(config, grid) if grid else sweep.random_settings(
+        config, ranges, args.samples, args.seed
+    )
+    if args.out is not None:  # before the work, not after it
+        sweep.writable_dir(args.out)
+    result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed)
+    print(result.table())
+    if args.out is not None:
+        paths = result.write(args.out)
+        print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _bench(args) -> int:
+    from purejaxvpg.tools import bench
+
+    scenarios = args.scenario or list(bench.SCENARIOS)
+    unknown = [name for name in scenarios if name not in bench.SCENARIOS]
+    if unknown:
+        raise ValueError(f"scenario: unknown {unknown}; allowed: {list(bench.SCENARIOS)}")
+    seeds = bench.parse_seeds(args.num_seeds)
+    path = bench.run(scenarios, seeds, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _export(args) -> int:
+    """rliable score arrays (.npz + .json) or the long table (CSV, Parquet) of finished runs."""
+    from purejaxvpg.report import export
+
+    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    at = args.at or ("final" if args.format == "rliable" else "all")
+    export.check_options(args.format, metrics, at)
+    out = args.out or {"rliable": Path("scores.npz"), "parquet": Path("metrics.parquet")}.get(args.format)
+    if str(out) == "-" and args.format != "csv":
+        raise ValueError(f"out: {args.format} is binary: give a file, not - (stdout).")
+    if out is not None and str(out) != "-":
+        export.check_out(out, args.format, args.force)
+    if args.format == "parquet":
+        export.parquet_library()  # before reading the runs
+    runs = [export.load_run(path, label) for label, path in map(export.parse_run_arg, args.run_dirs)]
+    if args.format == "rliable":
+        data = export.rliable_scores(runs, metrics[0], at)
+    else:
+        data = export.long_table(runs, metrics, at)
+    if out is None or str(out) == "-":
+        export.write_csv(data, sys.stdout)
+        return 0
+    paths = export.write(args.format, data, out)
+    print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="purejaxvpg", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train", help="train seeds in one jitted, vmapped program, with progress and checkpoints")
+    # None defaults: --resume must tell a flag given from one left out
+    train.add_argument("--num-seeds", type=int, default=None, help="seeds trained at once (default: 8)")
+    train.add_argument("--seed", type=int, default=None, help="base seed (default: 0)")
+    train.add_argument("--out", type=Path, default=None,
+                       help="run directory (default: runs/<env-id>-<date>-<time>)")
+    train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                       help="continue an interrupted run from its newest intact checkpoint (from update 0, "
+                            "with a message, if it has none); its config and options are read from "
+                            "RUN_DIR/config.json and only --checkpoint-every, --progress, --log and --wandb-group "
+                            "may be given with it")
+    train.add_argument("--log-every", type=int, default=None,
+                       help="updates per block between progress refreshes (default: about 50 blocks per run)")
+    train.add_argument("--checkpoint-every", type=int, default=None,
+                       help="updates between checkpoints (default: about every tenth of the run, in whole "
+                            "blocks, so a killed run loses at most ~10%%; 0: only at the end). Ctrl-C and "
+                            "SIGTERM checkpoint the last finished block before exiting")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                       help="progress bar on stderr (default: on)")
+    train.add_argument("--log", default=None, metavar="NAMES",
+                       help="also log every block to: tensorboard (RUN_DIR/tensorboard/; extra [tensorboard]), "
+                            "wandb (Weights & Biases; extra [wandb]), comma-separated. metrics.csv is always "
+                            "written; a --resume keeps the run's choice unless given (--log '' for none)")
+    train.add_argument("--wandb-group", default=None, metavar="GROUP",
+                       help="W&B group of the run, e.g. one per sweep (default: the run directory's name)")
+    _add_config_source_flags(train)
+    _add_config_flags(train)
+
+    evaluate = commands.add_parser("eval", help="greedy and stochastic evaluation episodes of a trained run")
+    evaluate.add_argument("run_dir", type=Path, help="a run directory written by `purejaxvpg train`")
+    evaluate.add_argument("--episodes", type=int, default=32, help="episodes per seed for each policy (default: 32)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)")
+
+    sweep = commands.add_parser("sweep", help="a grid or random sample of hyperparameters x seeds in one jitted call")
+    sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
+                       help=f"values of one hyperparameter; repeat for a product grid. NAME in {', '.join(SWEEPABLE)}")
+    sweep.add_argument("--samples", type=int, default=0, help="random settings drawn from the --range flags")
+    sweep.add_argument("--range", action="append", metavar="NAME=LOW:HIGH[:log]",
+                       help="sampling range of one hyperparameter (log: log-uniform)")
+    sweep.add_argument("--num-seeds", type=int, default=8, help="seeds per setting (default: 8)")
+    sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="write sweep.json (every run) and sweep.csv (one row per setting: its "
+                       "hyperparameters, diverged runs, IQM / mean / median with 95%% CIs) into this folder")
+    _add_config_source_flags(sweep)
+    _add_config_flags(sweep)
+
+    bench = commands.add_parser("bench", help="throughput across seeds and benchmark scenarios")
+    bench.add_argument("--scenario", action="append", default=None,
+                       help="a scenario of purejaxvpg.tools.bench.SCENARIOS; repeat for several (default: all)")
+    # the flag's old name, hidden (a scenario is not a config preset); old commands still run
+    bench.add_argument("--preset", action="append", dest="scenario", help=argparse.SUPPRESS)
+    bench.add_argument("--num-seeds", default="1,16,256,1024,4096,8192",
+                       help="comma-separated seed counts (default: 1,16,256,1024,4096,8192)")
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                       help="folder for <hardware>-throughput.json and .png")
+
+    export = commands.add_parser("export", help="finished runs as rliable score arrays or a long CSV / Parquet")
+    export.add_argument("run_dirs", nargs="+", metavar="[LABEL=]RUN_DIR",
+                        help="run directories of `purejaxvpg train`; LABEL (default: the directory's name) "
+                             "names the run, rliable's algorithm: give the runs of one algorithm one label")
+    export.add_argument("--format", required=True, metavar="rliable|csv|parquet",
+                        help="rliable: {label: [seeds, envs]} arrays in an .npz with a .json naming the envs; "
+                             "csv / parquet: one row per run, seed, point and metric (parquet: [export] extra)")
+    export.add_argument("--out", type=Path, default=None,
+                        help="file to write (default: scores.npz, metrics.parquet, CSV on stdout); never "
+                             "replaced without --force")
+    export.add_argument("--force", action="store_true", help="replace an existing --out")
+    export.add_argument("--metric", default="episode_return",
+                        help="metric (comma-separated, or all, for csv / parquet; default: episode_return)")
+    export.add_argument("--at", default=None, metavar="final|all",
+                        help="the last point of each seed, or every update / evaluation (default: final for "
+                             "rliable, all for csv / parquet)")
+    return parser
+
+
+def _add_config_source_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
+                        help="Config fields from a TOML file (top-level keys named like the fields); flags override it")
+    parser.add_argument("--preset", action="store_true",
+                        help="start from the shipped config for --env-id (purejaxvpg.config.PRESETS)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input (one line naming the argument), 1 a failure (out of
+    memory, a failed write, closed output), 130 / 143 interrupted by SIGINT / SIGTERM."""
+    from purejaxvpg.tools import train_command  # it reads flags through this module
+
+    args = build_parser().parse_args(argv)
+    handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
+               "export": _export}[args.command]
+    previous = _sigterm_interrupts()
+    try:
+        return handler(args)
+    except ValueError as error:
+        return _error(str(error), 2)
+    except KeyboardInterrupt as stop:  # outside a session's blocks (those report themselves)
+        print("purejaxvpg: interrupted", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
+    except BrokenPipeError:  # stdout closed early, e.g. `| head -3`
+        _detach_stdout()
+        return _error("output closed early (broken pipe); files were written before the output", 1)
+    except OSError as error:
+        return _error(f"{error}", 1)
+    except Exception as error:
+        if "RESOURCE_EXHAUSTED" not in str(error):
+            raise  # a bug: keep its traceback
+        first = str(error).strip().splitlines()[0][:300]
+        return _error(
+            f"out of device memory ({first}). Fewer seeds at once (--num-seeds), fewer environments "
+            "per seed (--num-envs) or fewer evaluation episodes (--eval-episodes; --episodes for eval) "
+            "need less; purejaxvpg.train() can also run seeds in sequential chunks.", 1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"purejaxvpg: error: {message}", file=sys.stderr)
+    return code
+
+
+def _sigterm_interrupts():
+    """SIGTERM raises session.Interrupted like Ctrl-C raises KeyboardInterrupt (a session
+    installs its own handlers while it trains); returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    ):
+        return None
+
+    def interrupt(signum, frame):
+        from purejaxvpg.host.session import Interrupted
+
+        raise Interrupted(signum)
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so flushing it at exit cannot raise again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

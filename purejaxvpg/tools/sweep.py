@@ -1,0 +1,246 @@
+"""Sweeps in one call: settings of the numeric hyperparameters x seeds, vmapped together.
+
+Every setting runs the same seeds (seed j of every setting gets the same key), so
+settings are compared on common random numbers. The whole grid is one jitted call
+(chunked over runs only when it would not fit in device memory).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import math
+import tempfile
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxvpg.algo.keys import seed_keys
+from purejaxvpg.algo.program import HyperParams
+from purejaxvpg.config import SWEEPABLE, Config
+from purejaxvpg.host import rundir
+from purejaxvpg.host.driver import TrainResult, train
+from purejaxvpg.report import stats
+
+INTEGER = ("value_iters",)
+
+
+def _number(name: str, text: str, what: str = "value") -> float:
+    """A finite float from `text`, or a ValueError naming the hyperparameter."""
+    try:
+        number = float(text)
+    except ValueError as error:
+        raise ValueError(f"sweep: {name} {what} {text.strip()!r} is not a number.") from error
+    if not math.isfinite(number):
+        raise ValueError(f"sweep: {name} {what} must be a finite number, got {text.strip()!r}.")
+    return number
+
+
+def _value(name: str, text: str):
+    number = _number(name, text)
+    if name in INTEGER:
+        if number != int(number):
+            raise ValueError(f"sweep: {name} must be an integer, got {text!r}.")
+        return int(number)
+    return number
+
+
+def _name(text: str) -> str:
+    name = text.strip().replace("-", "_")
+    if name not in SWEEPABLE:
+        raise ValueError(f"sweep: {text!r} cannot be swept; allowed: {', '.join(SWEEPABLE)}.")
+    return name
+
+
+def _once(seen: dict, name: str, flag: str) -> None:
+    """A hyperparameter given twice would silently replace the first: refuse it."""
+    if name in seen:
+        form = "V1,V2,..." if flag == "--grid" else "LOW:HIGH[:log]"
+        raise ValueError(f"sweep: {flag} {name} is given twice; give it once ({flag} {name}={form}).")
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """["policy_lr=1e-3,3e-3", "gamma=0.99"] -> {"policy_lr": [0.001, 0.003], "gamma": [0.99]}."""
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"sweep: --grid expects NAME=V1,V2,..., got {item!r}.")
+        name, values = item.split("=", 1)
+        name = _name(name)
+        _once(grid, name, "--grid")
+        grid[name] = [_value(name, v) for v in values.split(",") if v.strip()]
+        if not grid[name]:
+            raise ValueError(f"sweep: --grid {name} has no values.")
+    return grid
+
+
+def parse_ranges(items: list[str]) -> dict[str, tuple[float, float, bool]]:
+    """["policy_lr=1e-4:1e-2:log"] -> {"policy_lr": (1e-4, 1e-2, True)} (True: log-uniform)."""
+    ranges = {}
+    for item in items:
+        name, _, spec = item.partition("=")
+        parts = spec.split(":")
+        if not spec or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+            raise ValueError(f"sweep: --range expects NAME=LOW:HIGH[:log], got {item!r}.")
+        name = _name(name)
+        _once(ranges, name, "--range")
+        low, high = _number(name, parts[0], "low"), _number(name, parts[1], "high")
+        log = len(parts) == 3
+        if not low <= high or (log and low <= 0):
+            raise ValueError(f"sweep: --range {name} needs low <= high (and low > 0 for log), got {item!r}.")
+        ranges[name] = (low, high, log)
+    return ranges
+
+
+def _check(config: Config, setting: dict) -> dict:
+    """Each setting is validated like a Config, before anything compiles."""
+    dataclasses.replace(config, **setting).validate()
+    return setting
+
+
+def grid_settings(config: Config, grid: dict[str, list]) -> list[dict]:
+    """The product of the grid's values, each a {name: value} dict."""
+    names = list(grid)
+    return [_check(config, dict(zip(names, values))) for values in itertools.product(*grid.values())]
+
+
+def random_settings(config: Config, ranges: dict, samples: int, seed: int = 0) -> list[dict]:
+    """`samples` settings drawn uniformly (or log-uniformly) from the ranges."""
+    if samples < 1:
+        raise ValueError(f"samples: must be an integer >= 1 with --range, got {samples}.")
+    rng = np.random.default_rng(seed)
+    settings = []
+    for _ in range(samples):
+        setting = {}
+        for name, (low, high, log) in ranges.items():
+            x = math.exp(rng.uniform(math.log(low), math.log(high))) if log else rng.uniform(low, high)
+            setting[name] = int(round(x)) if name in INTEGER else float(x)
+        settings.append(_check(config, setting))
+    return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    config: Config
+    settings: list[dict]
+    num_seeds: int
+    final_returns: np.ndarray  # [num_settings, num_seeds], return at the last update
+    diverged_at: np.ndarray  # [num_settings, num_seeds], first non-finite update, -1: finite
+    summaries: list[dict]  # per setting: name -> stats.Interval over its finite runs; {} if none
+    result: TrainResult  # runs in order setting-major: run i = setting i // S, seed i % S
+
+    def ranking(self) -> list[int]:
+        """Setting indices, best IQM first; settings whose every run diverged last."""
+        return sorted(range(len(self.settings)),
+                      key=lambda i: -self.summaries[i]["iqm"].point if self.summaries[i] else math.inf)
+
+    def table(self) -> str:
+        names = list(self.settings[0])
+        header = ["rank", *names, "IQM [95% CI]", "mean [95% CI]", "median", "diverged"]
+        rows = []
+        for rank, i in enumerate(self.ranking(), 1):
+            s = self.summaries[i]
+            rows.append([
+                str(rank), *(f"{self.settings[i][n]:.4g}" for n in names),
+                *((f"{s['iqm'].point:.1f} [{s['iqm'].low:.1f}, {s['iqm'].high:.1f}]",
+                   f"{s['mean'].point:.1f} [{s['mean'].low:.1f}, {s['mean'].high:.1f}]",
+                   f"{s['median'].point:.1f}") if s else ("-", "-", "-")),
+                f"{int((self.diverged_at[i] >= 0).sum())}/{self.num_seeds}",
+            ])
+        widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+        line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
+        r = self.result
+        diverged = int((self.diverged_at >= 0).sum())
+        footer = (
+            f"{self.config.env_id}: {len(self.settings)} settings x {self.num_seeds} seeds, "
+            f"final-update return; compile {r.compile_seconds:.1f} s, run {r.run_seconds:.1f} s"
+            + (f"\n{diverged} of {self.diverged_at.size} runs diverged (non-finite metrics or "
+               "parameters) and are left out of their setting's statistics" if diverged else "")
+        )
+        return "\n".join([line(header), *(line(r) for r in rows), footer])
+
+    def hyperparameters(self, i: int) -> dict:
+        """Every swept hyperparameter of setting i: the setting's own values, the config's
+        for the others."""
+        return {name: self.settings[i].get(name, getattr(self.config, name)) for name in SWEEPABLE}
+
+    def write(self, out: Path) -> list[Path]:
+        """OUT/sweep.json (everything, every run's final return) and OUT/sweep.csv (one row
+        per setting, best first: its hyperparameters and statistics). Non-finite numbers
+        are written as null / an empty cell."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        record = {
+            "config": dataclasses.asdict(self.config),
+            "num_seeds": self.num_seeds,
+            "compile_seconds": self.result.compile_seconds,
+            "run_seconds": self.result.run_seconds,
+            "settings": [
+                {"setting": self.settings[i],
+                 "final_returns": self.final_returns[i].tolist(),
+                 "diverged_at_update": self.diverged_at[i].tolist(),  # per seed, -1: finite
+                 **{k: dataclasses.asdict(v) for k, v in self.summaries[i].items()}}
+                for i in self.ranking()
+            ],
+        }
+        json_path = out / "sweep.json"
+        json_path.write_text(rundir.json_text(record))
+
+        stat_names = ("iqm", "mean", "median")
+        header = ["rank", *SWEEPABLE, "seeds", "diverged",
+                  *(f"{n}{end}" for n in stat_names for end in ("", "_low", "_high"))]
+        csv_path = out / "sweep.csv"
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for rank, i in enumerate(self.ranking(), 1):
+                s = self.summaries[i]
+                cells = [getattr(s[n], f) if s else "" for n in stat_names for f in ("point", "low", "high")]
+                writer.writerow([rank, *self.hyperparameters(i).values(), self.num_seeds,
+                                 int((self.diverged_at[i] >= 0).sum()), *cells])
+        return [json_path, csv_path]
+
+
+def writable_dir(path, name: str = "out") -> Path:
+    """Create `path` (a directory) and check a file can be written in it, before any
+    work: a ValueError naming `name` if it is a file, lies under one, or is read-only."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == path else f"lies under the file {place}"
+            raise ValueError(f"{name}: {path} {where}; pass a directory.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{name}: cannot write into {path} ({error.strerror or error}); pass a writable directory."
+        ) from error
+    return path
+
+
+def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
+        reps: int = 2000) -> SweepResult:
+    """Train every setting x seed in one jitted, vmapped call and summarise each setting.
+    A run that diverges (non-finite metrics or parameters) is left out of its setting's
+    statistics and counted in `diverged_at`."""
+    G, S = len(settings), num_seeds
+    base = HyperParams.from_config(config)
+    columns = {
+        name: jnp.repeat(jnp.asarray([st.get(name, getattr(base, name)) for st in settings]), S)
+        for name in SWEEPABLE
+    }
+    keys = jnp.tile(seed_keys(seed, S), G)  # seed j of every setting: the same key
+    result = train(config, keys=keys, hparams=HyperParams(**columns))
+    final = result.metrics["episode_return"][:, -1].reshape(G, S)
+    diverged_at = result.diverged_at.reshape(G, S)
+    return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result)
+
+
+def summarize(final: np.ndarray, diverged_at: np.ndarray, reps: int = 2000) -> list[dict]:
+    """Per setting (row of final [settings, seeds]), stats.aggregate of the runs that did not
+    diverge (diverged_at < 0); {} for a setting whose every run diverged."""
+    return [stats.aggregate(f[d < 0], reps=reps) if (d < 0).any() else {} for f, d in zip(final, diverged_at)]

@@ -1,0 +1,185 @@
+"""`purejaxvpg train` and `train --resume`: a run directory's life around a session.
+
+Every check (config, options, memory estimate, --out) comes before anything is written;
+the directory is locked for the whole session; the results are written before anything
+that can fail; an interrupted run says how to resume it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from purejaxvpg.config import Config
+from purejaxvpg.report import summary
+from purejaxvpg.tools import cli
+
+# flags a resumed run may change: they do not alter what the run computes
+RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log", "--wandb-group")
+
+
+def train(args) -> int:
+    """A fresh run: every check (config, options, memory estimate, --out) before anything
+    is written, the run directory locked for the whole session, and config.json written
+    only once the program has compiled; a run that fails or is interrupted before its
+    first checkpoint leaves nothing behind that would block the same command."""
+    from purejaxvpg.host import loggers, rundir, session
+
+    if args.resume is not None:
+        return resume(args)
+    config = cli.config_from_args(args).validate()
+    log = loggers.parse(args.log)
+    options = session.RunOptions(
+        num_seeds=8 if args.num_seeds is None else args.num_seeds,
+        seed=0 if args.seed is None else args.seed,
+        log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every, progress=args.progress,
+    ).validate()
+    out = args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    rundir.check_new_run_dir(out)
+    session.check(config, options)  # memory estimate: before the directory exists
+    lock = rundir.RunLock(out)
+    wrote = []
+
+    def start(done: int) -> None:
+        rundir.write_config(out, config, {**dataclasses.asdict(options), "log": list(log),
+                                          "wandb_group": args.wandb_group})
+        wrote.extend(out / name for name in ("config.json", "metrics.csv", "wandb-run-id", "tensorboard"))
+
+    def discard() -> None:
+        """Nothing to resume: remove what this run wrote, so its --out stays free."""
+        from purejaxvpg.host.checkpoint import steps
+
+        if not steps(out) and not has_results(out):
+            for path in wrote:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            lock.remove_created()
+
+    try:
+        rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
+        return run_session(out, config, options, resume=False, on_start=start, discard=discard,
+                        log=log, wandb_group=args.wandb_group)
+    except BaseException:
+        discard()
+        raise
+    finally:
+        lock.release()
+
+
+def resume(args) -> int:
+    """`--resume RUN_DIR`: the recorded config and options, only RESUME_MAY_CHANGE may
+    differ; the resuming environment is appended to config.json's "resumes"."""
+    import json
+
+    from purejaxvpg.host import loggers, rundir, session
+    from purejaxvpg.host.checkpoint import steps
+
+    given = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(Config) if hasattr(args, f.name)]
+    given += [flag for flag, value in (("--num-seeds", args.num_seeds), ("--seed", args.seed),
+                                       ("--out", args.out), ("--config", args.config),
+                                       ("--log-every", args.log_every)) if value is not None]
+    given += ["--preset"] if args.preset else []
+    if given:
+        raise ValueError(
+            f"resume: {', '.join(given)} cannot be combined with --resume: a resumed run keeps the "
+            f"config and options recorded in {args.resume}/config.json (only {', '.join(RESUME_MAY_CHANGE)} "
+            "may change). To train something else, leave out --resume and give a new --out."
+        )
+    out = args.resume
+    lock = lock_existing(out, "resume")  # first: a run still compiling has no config.json yet
+    try:
+        config, run = rundir.read_config(out)
+        known = {f.name for f in dataclasses.fields(session.RunOptions)}
+        changed = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
+        log = loggers.parse(",".join(run.get("log", [])) if args.log is None else args.log)
+        changed.update({"log": list(log)} if args.log is not None else {})
+        options = session.RunOptions(**{**{k: v for k, v in run.items() if k in known},
+                                        **changed, "progress": args.progress}).validate()
+        saved, total = steps(out), config.num_updates
+        if saved and saved[-1] >= total and has_results(out) and "results" in json.loads(
+            (out / "config.json").read_text()
+        ):
+            print(f"purejaxvpg: {out} is finished (update {total} of {total}): nothing to resume; "
+                  "its results are in config.json, metrics.csv and metrics.npz.", file=sys.stderr)
+            return 0
+        if saved:
+            print(f"purejaxvpg: resuming {out} from its newest checkpoint (update {saved[-1]} of {total})",
+                  file=sys.stderr)
+        else:
+            print(f"purejaxvpg: {out} has no checkpoint: training it from update 0", file=sys.stderr)
+        return run_session(out, config, options, resume=True,
+                        on_start=lambda done: rundir.record_resume(out, done, changed), discard=None,
+                        log=log, wandb_group=args.wandb_group or run.get("wandb_group"))
+    finally:
+        lock.release()
+
+
+def lock_existing(run_dir: Path, name: str):
+    """The lock of an existing run directory. Locked before config.json is read (a run
+    still compiling has none yet); a directory that never held a run is refused unlocked."""
+    from purejaxvpg.host import rundir
+
+    if not (run_dir / rundir.LOCK_NAME).is_file():
+        rundir.read_config(run_dir)  # raises when it is no run directory, naming the problem
+    return rundir.RunLock(run_dir, name=name, create=False)
+
+
+def has_results(out: Path) -> bool:
+    return (out / "metrics.npz").exists()
+
+
+def run_session(out: Path, config: Config, options, resume: bool, on_start, discard, log=(),
+             wandb_group=None) -> int:
+    """Run the session; write metrics.npz/.csv and config.json's results before the final
+    checkpoint, then print, then plot: what can fail last loses nothing. metrics.csv is
+    appended block by block meanwhile, and the `--log` loggers get every block (loggers.py)."""
+    from purejaxvpg.host import loggers, rundir, session
+    from purejaxvpg.host.checkpoint import steps
+
+    logs = loggers.make(out, log, wandb_group)
+
+    def start(done: int) -> None:
+        on_start(done)
+        logs.start(config, {**dataclasses.asdict(options), "run_dir": str(out), "log": list(log)}, done)
+
+    def write_results(result) -> None:
+        rundir.write_metrics(out, result)
+        results = summary.results(result)
+        if result.updates_trained == 0:  # nothing trained now: no timings to report
+            results.update(compile_seconds=None, run_seconds=None, env_steps_per_second=None)
+        rundir.write_results(out, results)
+
+    try:
+        try:
+            result = session.run(config, options, out, resume=resume, on_start=start,
+                                 on_result=write_results, on_block=logs.on_block)
+        except BaseException:
+            logs.finish(None)  # stopped early: close the loggers, then report as below
+            raise
+    except KeyboardInterrupt as stop:
+        saved = steps(out)
+        if saved:
+            print(f"purejaxvpg: interrupted at update {saved[-1]}; resume with --resume {out}", file=sys.stderr)
+        elif resume:
+            print(f"purejaxvpg: interrupted before the first checkpoint: nothing to resume "
+                  f"(--resume {out} trains it from update 0)", file=sys.stderr)
+        else:
+            discard()
+            print("purejaxvpg: interrupted before the first checkpoint: nothing to resume "
+                  "(nothing was kept; run the same command to start again)", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
+    except OSError as error:
+        if not has_results(out):
+            raise
+        print(f"purejaxvpg: error: {error}\n(the run finished and its metrics were written first: "
+              f"{out}/metrics.npz, metrics.csv)", file=sys.stderr)
+        return 1
+    try:
+        print(summary.summary(result))
+        rundir.write_plot(out, result)
+    finally:
+        logs.finish(result)  # W&B's artifact of the run directory: after the plot
+    print(f"wrote {out}/: config.json, metrics.csv, metrics.npz, learning_curve.png, checkpoints/")
+    return 0
