@@ -225,12 +225,13 @@ def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: 
         return jax.lax.cond(u < c.num_updates, step, lambda st, _: (st, zeros), state, u)
 
     step_fn = guarded_step if past_end else step
+    if not c.eval_every:  # one loop over the updates
+        state, metrics = jax.lax.scan(step_fn, state, first_update + jnp.arange(length))
+        return state, metrics, EvalMetrics.empty()
 
     def period(state, first):
-        """`every` updates, then (with eval_every) one evaluation."""
+        """eval_every updates, then one evaluation."""
         state, metrics = jax.lax.scan(step_fn, state, first + jnp.arange(every))
-        if not c.eval_every:
-            return state, (metrics, None)
         last = first + every - 1  # the 0-based update the evaluation follows
         evaluation = lambda: agent.evaluate(  # noqa: E731
             state.actor_params, state.runner.env_state, keys.in_run_eval_key(state.eval_key, last)
@@ -247,7 +248,7 @@ def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: 
     if rest:
         state, tail = jax.lax.scan(step_fn, state, first_update + periods * every + jnp.arange(rest))
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
-    return state, metrics, (evals if c.eval_every else EvalMetrics.empty())
+    return state, metrics, evals
 
 
 def _zeros(shapes):

@@ -17,6 +17,8 @@ Every file is written to a temporary name and renamed, so a killed process leave
 the old file or the new one, never half of one (metrics.csv while it grows may end in half
 a row: --resume drops it with the rows after the checkpoint). JSON holds no NaN or inf (not JSON): they
 are written as null (`write_json`).
+
+(Over 300 lines: every file of a run directory is named, written and checked here, in one place.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ ends with exactly the metrics of one that never stopped (same blocks, same state
 Nothing is lost: checkpoints are on by default (about every tenth of the run), and SIGINT
 (Ctrl-C) or SIGTERM (what a cluster sends before it kills a job) lets the running block
 finish, checkpoints it and raises `Interrupted`; a second signal stops at once.
+
+(Over 300 lines: the block loop, its signal handling and its checkpoints belong together.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@
 Every Config field is a flag (`--policy-lr 1e-3`, `--hidden-sizes 64,64`,
 `--no-anneal-lr`, `--max-grad-norm none`) and a key of the `--config` TOML file;
 `--help` lists them with their defaults.
+
+(Over 300 lines: the parser of every command's flags; `train` lives in train_command.py.)
 """
 
 from __future__ import annotations
