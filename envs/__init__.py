@@ -6,6 +6,7 @@ One contract for every environment (gymnax >= 1.0):
 with auto-reset and ``info["final_observation"]`` holding the observation before the reset.
 """
 
+from envs.check import check_env
 from envs.known import (
     KNOWN_ENVS,
     Chain,
@@ -14,7 +15,7 @@ from envs.known import (
     MultiArmedBandit,
     TimeLimitTask,
 )
-from envs.registry import make, registered
+from envs.registry import make, register, registered
 from envs.spaces import ActionSpec, action_spec
 from envs.wrappers import (
     EpisodeStatistics,
@@ -48,8 +49,10 @@ __all__ = [
     "VecEnv",
     "Wrapper",
     "action_spec",
+    "check_env",
     "make",
     "observation_stats",
+    "register",
     "registered",
     "set_return_discount",
 ]

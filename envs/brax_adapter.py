@@ -8,7 +8,11 @@ not used: they fold the time limit into `done`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
+import io
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -22,14 +26,33 @@ BRAX_ENVS = (
 PREFIX = "brax/"
 
 
+# MuJoCo's MJX (imported by brax) prints these when its optional warp backend is missing;
+# brax does not use that backend, so the lines are noise on every command.
+_WARP_NOISE = ("Failed to import warp:", "Failed to import mujoco_warp:")
+
+
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether the brax extra is installed (imported once)."""
+    """Whether the brax extra is installed, found without importing it (listing ids stays cheap)."""
+    return importlib.util.find_spec("brax") is not None
+
+
+def import_brax_envs():
+    """Import ``brax.envs`` only when a Brax environment is built, dropping MJX's two warp
+    lines from its import-time output (any other output is passed through)."""
+    captured = io.StringIO()
     try:
-        import brax.envs  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        with contextlib.redirect_stdout(captured):
+            from brax import envs as brax_envs
+    except ImportError as error:  # found by find_spec, yet broken (e.g. a mismatched jax)
+        raise ValueError(
+            f"env_id: Brax is installed but does not import ({error}); "
+            "reinstall it: pip install 'purejaxvpg[brax]'."
+        ) from error
+    finally:
+        lines = captured.getvalue().splitlines(keepends=True)
+        sys.stdout.write("".join(line for line in lines if not line.startswith(_WARP_NOISE)))
+    return brax_envs
 
 
 @struct.dataclass
@@ -47,8 +70,7 @@ class BraxEnv:
     """One Brax environment; actions in [-1, 1]^action_size, as Brax defines them."""
 
     def __init__(self, name: str, backend: str = "generalized"):
-        from brax import envs as brax_envs
-
+        brax_envs = import_brax_envs()
         self.brax_name = name
         self.backend = backend
         self._env = brax_envs.get_environment(name, backend=backend)

@@ -1,21 +1,140 @@
-"""`make(env_id, **overrides)`: the one way the trainer builds an environment."""
+"""`make(env_id, **overrides)`: the one way the trainer builds an environment.
+
+Ids are built in (gymnax, envs.known, brax/<name>), registered by the user with
+`register(env_id, factory)`, or import paths "package.module:factory" that a fresh
+process (`--resume`, `eval`, `sweep`) can import again. A factory returns an environment
+or an (env, params) pair. Environments that are not built in pass `check_env` first.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import importlib.util
+from collections.abc import Callable
 
 import gymnax
+import numpy as np
 
 from envs import brax_adapter
 from envs.known import KNOWN_ENVS
 
+_USER: dict[str, Callable] = {}  # register(): id -> factory
+
+
+def _built_in() -> list[str]:
+    brax_ids = [brax_adapter.PREFIX + n for n in brax_adapter.BRAX_ENVS] if brax_adapter.available() else []
+    return [*gymnax.registered_envs, *KNOWN_ENVS, *brax_ids]
+
 
 def registered() -> list[str]:
-    """Every environment id `make` accepts, sorted: gymnax's registry, envs' own, and
-    "brax/<name>" when the brax extra is installed."""
-    brax_ids = [brax_adapter.PREFIX + n for n in brax_adapter.BRAX_ENVS] if brax_adapter.available() else []
-    return sorted({*gymnax.registered_envs, *KNOWN_ENVS, *brax_ids})
+    """Every environment id `make` accepts by name, sorted: gymnax's registry, envs' own,
+    "brax/<name>" when the brax extra is installed, and the user's (`register`).
+    Import-path ids ("package.module:factory") are accepted too but not listed."""
+    return sorted({*_built_in(), *_USER})
+
+
+def register(env_id: str, factory: Callable, overwrite: bool = False) -> None:
+    """Make `env_id` build `factory()` (an environment, or an (env, params) pair).
+
+    Registration lives in this process only: for `--resume`, `eval` or `sweep` in a new
+    process use an import-path id "package.module:factory" instead.
+    """
+    if not isinstance(env_id, str) or not env_id or ":" in env_id:
+        raise ValueError(f"env_id: must be a non-empty string without ':' (import paths need no "
+                         f"registration), got {env_id!r}.")
+    if not callable(factory):
+        raise ValueError(f"factory: must be callable (returning env or (env, params)), got {factory!r}.")
+    if not overwrite and (env_id in _USER or env_id in _built_in()):
+        raise ValueError(f"env_id: {env_id!r} is already registered; pass overwrite=True to replace it.")
+    _USER[env_id] = factory
+
+
+def is_import_path(env_id) -> bool:
+    """True for ids of the form "package.module:factory"."""
+    return isinstance(env_id, str) and ":" in env_id
+
+
+def _load_factory(env_id: str) -> Callable:
+    module_name, _, attr = env_id.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"env_id: {env_id!r} is not an import path of the form 'package.module:factory'.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(
+            f"env_id: {env_id}: cannot import module {module_name!r} ({type(error).__name__}: {error}); "
+            "the module must be importable from this process (installed, or on PYTHONPATH)."
+        ) from error
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ValueError(f"env_id: {env_id}: module {module_name!r} has no callable {attr!r}.")
+    return factory
+
+
+def _call_factory(env_id: str, factory: Callable):
+    """(env, params) from a user factory, with errors that name env_id."""
+    try:
+        made = factory()
+    except Exception as error:  # the user's code: any failure is reported, named
+        raise ValueError(f"env_id: {env_id}: the factory raised {type(error).__name__}: {error}") from error
+    env, params = made if isinstance(made, tuple) and len(made) == 2 else (made, None)
+    if not all(callable(getattr(env, name, None)) for name in ("reset", "step")):
+        raise ValueError(
+            f"env_id: {env_id}: the factory must return an environment (with reset and step) or an "
+            f"(env, params) pair, got {type(made).__name__}."
+        )
+    if params is None:
+        params = getattr(env, "default_params", None)
+        if params is None:
+            raise ValueError(
+                f"env_id: {env_id}: the environment has no default_params; return (env, params)."
+            )
+    return env, params
+
+
+def _check_type(env_id: str, name: str, default, value, label: str):
+    """`value` as the type of the parameter's default, or a ValueError naming the field."""
+    kind = np.asarray(default).dtype.kind
+    where = f"{_where(label, name)}: {env_id}'s {name}"
+    if kind == "b":
+        ok = isinstance(value, (bool, np.bool_))
+    elif kind in "iu":
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    elif kind == "f":
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok or np.ndim(default) != 0:
+        raise ValueError(
+            f"{where} is a {type(default).__name__} ({np.asarray(default).dtype}); got {value!r} "
+            f"({type(value).__name__})."
+        )
+    return value
+
+
+def _where(label: str, name: str) -> str:
+    return f"{label}.{name}" if label == "env_params" else label
+
+
+def apply_params(env_id: str, params, overrides: dict, label: str = "env_params"):
+    """`params` with `overrides` replaced, each checked against the field's default type;
+    errors start with `label` (Config's env_params names the field too)."""
+    if not overrides:
+        return params
+    if not dataclasses.is_dataclass(params):
+        raise ValueError(f"{label}: {env_id}'s parameters are not a dataclass; they cannot be overridden.")
+    fields = {f.name for f in dataclasses.fields(params)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(
+            f"{_where(label, unknown[0])}: {env_id} has no parameter(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(fields))}."
+        )
+    checked = {k: _check_type(env_id, k, getattr(params, k), v, label) for k, v in overrides.items()}
+    return dataclasses.replace(params, **checked)
 
 
 def unknown_env_message(env_id: str) -> str:
@@ -31,7 +150,21 @@ def unknown_env_message(env_id: str) -> str:
     )
 
 
+def check_user_env(env, params) -> None:
+    """`envs.check_env` on an environment that is not built in (skipped while envs/check.py
+    does not exist)."""
+    if importlib.util.find_spec("envs.check") is not None:
+        from envs.check import check_env
+
+        check_env(env, params)
+
+
 def make(env_id: str, **overrides):
+    """See `build`; an error in `overrides` is named "overrides"."""
+    return build(env_id, overrides, label="overrides")
+
+
+def build(env_id: str, overrides: dict | None = None, label: str = "env_params"):
     """Build a registered environment and its parameters.
 
     ``overrides`` replace fields of the environment's parameter dataclass
@@ -41,6 +174,12 @@ def make(env_id: str, **overrides):
     Returns:
         (env, params): a gymnax-style environment and its parameters.
     """
+    if is_import_path(env_id) or env_id in _USER:
+        factory = _load_factory(env_id) if is_import_path(env_id) else _USER[env_id]
+        env, params = _call_factory(env_id, factory)
+        params = apply_params(env_id, params, overrides, label)
+        check_user_env(env, params)
+        return env, params
     if env_id.startswith(brax_adapter.PREFIX) and env_id[len(brax_adapter.PREFIX):] in brax_adapter.BRAX_ENVS:
         if not brax_adapter.available():
             raise ValueError(unknown_env_message(env_id))
@@ -53,13 +192,4 @@ def make(env_id: str, **overrides):
         env, params = gymnax.make(env_id)
     else:
         raise ValueError(unknown_env_message(env_id))
-    if overrides:
-        fields = {f.name for f in dataclasses.fields(params)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise ValueError(
-                f"overrides: {env_id} has no parameter(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(fields))}."
-            )
-        params = params.replace(**overrides)
-    return env, params
+    return env, apply_params(env_id, params, overrides or {}, label)

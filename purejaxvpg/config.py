@@ -30,8 +30,15 @@ class Config:
     # --- environment ---
     env_id: str = _field(
         "CartPole-v1",
-        "Environment id; any id in `envs.registered()`. The action space type (Discrete -> categorical, "
-        "Box -> diagonal Gaussian) is read from the environment.",
+        "Environment id; any id in `envs.registered()`, or an import path 'package.module:factory' "
+        "(the factory returns an env or (env, params); a new process imports it again). The action "
+        "space type (Discrete -> categorical, Box -> diagonal Gaussian) is read from the environment.",
+    )
+    env_params: tuple[tuple[str, object], ...] = _field(
+        (),
+        "Environment parameter overrides, (name, value) pairs, e.g. (('max_steps_in_episode', 200),); "
+        "each name must be a field of the environment's parameter dataclass, of its type. "
+        "TOML: an [env_params] table; CLI: --env-param NAME=VALUE (repeatable).",
     )
 
     normalize_obs: bool = _field(
@@ -189,21 +196,40 @@ class Config:
                 f"config: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}."
             )
         fixed = dict(values)
+        if isinstance(fixed.get("env_params"), dict):  # a TOML table
+            fixed["env_params"] = tuple(fixed["env_params"].items())
+        elif isinstance(fixed.get("env_params"), list):  # config.json: [[name, value], ...]
+            fixed["env_params"] = tuple(tuple(pair) for pair in fixed["env_params"])
         if isinstance(fixed.get("hidden_sizes"), list):
             fixed["hidden_sizes"] = tuple(fixed["hidden_sizes"])
         if isinstance(fixed.get("max_grad_norm"), str) and fixed["max_grad_norm"].lower() == "none":
             fixed["max_grad_norm"] = None
         return cls(**fixed)
 
-    def validate(self) -> Config:
+    def validate(self, own_env: bool = False) -> Config:
         """Raise ValueError naming the field and its allowed range; return self if valid.
+        `own_env`: the environment object is given (pjv.train(env=...)), not built from env_id.
 
         Runs before anything is compiled, so a bad value costs milliseconds, not a compile.
         """
-        from envs.registry import registered, unknown_env_message
+        from envs.registry import build, is_import_path, registered, unknown_env_message
 
-        if not isinstance(self.env_id, str) or self.env_id not in registered():
+        if own_env:  # pjv.train(config, env=...): env_id only names the run
+            if not isinstance(self.env_id, str) or not self.env_id:
+                raise ValueError(f"env_id: must name the run (a non-empty string), got {self.env_id!r}.")
+        elif not is_import_path(self.env_id) and (
+            not isinstance(self.env_id, str) or self.env_id not in registered()
+        ):
             raise ValueError(unknown_env_message(str(self.env_id)))
+        pairs = self.env_params
+        if not isinstance(pairs, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs
+        ):
+            raise ValueError(f"env_params: must be a tuple of (name, value) pairs, got {pairs!r}.")
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise ValueError(f"env_params: a name is given twice in {pairs!r}.")
+        if not own_env and (pairs or is_import_path(self.env_id)):
+            build(self.env_id, dict(pairs))  # cheap (no compile): names, types, the factory
         for name in ("total_steps", "num_envs", "num_steps", "eval_episodes", "scan_unroll"):
             require_int(name, getattr(self, name), low=1)
         require_int("eval_every", self.eval_every, low=0)

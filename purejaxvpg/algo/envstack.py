@@ -28,8 +28,23 @@ class EnvStack:
         return int(self.env_params.max_steps_in_episode)
 
 
-def build(config: Config, num_envs: int, evaluation: bool = False) -> EnvStack:
-    env, env_params = envs.make(config.env_id)
+def base_env(config: Config, env=None, env_params=None):
+    """(env, params) before any wrapper: `env` itself when given (pjv.train(env=...), with
+    config.env_params applied to `env_params`), else built from config.env_id."""
+    from envs import registry
+
+    if env is None:
+        return registry.build(config.env_id, dict(config.env_params))
+    params = env.default_params if env_params is None else env_params
+    params = registry.apply_params(config.env_id, params, dict(config.env_params))
+    registry.check_user_env(env, params)
+    return env, params
+
+
+def build(config: Config, num_envs: int, evaluation: bool = False, env=None, env_params=None) -> EnvStack:
+    """The config's wrapper stack of `num_envs` environments; `env`/`env_params`: a user's
+    environment object used instead of building config.env_id."""
+    env, env_params = base_env(config, env, env_params)
     env = envs.EpisodeStatistics(env)
     if config.rescale_actions:
         if envs.action_spec(env, env_params).discrete:

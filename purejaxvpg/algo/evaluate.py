@@ -39,14 +39,15 @@ class Episodes:
         return jnp.where(self.finished, self.lengths, 0).sum() / count
 
 
-def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None):
+def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None, env=None, env_params=None):
     """Return `evaluate(actor_params, env_state, key) -> EvalMetrics` of scalars.
 
     `env_state` is the training environments' state (its observation statistics are
     used, frozen); pass None when the config does not normalise observations.
     Pure and vmappable over seeds.
     """
-    stack = envstack.build(config, num_episodes or config.eval_episodes, evaluation=True)
+    stack = envstack.build(config, num_episodes or config.eval_episodes, evaluation=True, env=env,
+                           env_params=env_params)
     play = make_play(stack, actor)
 
     def evaluate(actor_params, env_state, key: jax.Array) -> EvalMetrics:

@@ -91,6 +91,6 @@ def _env_format(config: Config, spec: envs.ActionSpec):
     """
     if spec.discrete or not config.rescale_actions:
         return lambda action: env_action(action, spec)
-    inner = envs.action_spec(*envs.make(config.env_id))
+    inner = envs.action_spec(*envstack.base_env(config))
     low, high = jnp.asarray(inner.low.reshape(-1)), jnp.asarray(inner.high.reshape(-1))
     return lambda action: low + (env_action(action, spec) + 1.0) * 0.5 * (high - low)

@@ -74,9 +74,10 @@ class Agent:
     evaluate: Callable | None  # evaluate.make_evaluate(config, actor), or None
 
     @classmethod
-    def build(cls, config: Config) -> Agent:
-        """Environment and networks for a validated config (no compile)."""
-        stack = envstack.build(config, config.num_envs)
+    def build(cls, config: Config, env=None, env_params=None) -> Agent:
+        """Environment and networks for a validated config (no compile); `env`/`env_params`:
+        a user's environment object instead of config.env_id's."""
+        stack = envstack.build(config, config.num_envs, env=env, env_params=env_params)
         actor = Actor(
             hidden_sizes=config.hidden_sizes,
             action_size=stack.spec.size,
@@ -86,18 +87,20 @@ class Agent:
             learn_log_std=config.learn_log_std,
         )
         critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
-        evaluate = make_evaluate(config, actor) if config.eval_every else None
+        evaluate = make_evaluate(config, actor, env=env, env_params=env_params) if config.eval_every else None
         return cls(config=config, stack=stack, actor=actor, critic=critic, evaluate=evaluate)
 
 
-def make_train(config: Config):
+def make_train(config: Config, env=None, env_params=None):
     """Return `train(key) -> (final TrainState, UpdateMetrics [num_updates], EvalMetrics [num_evals])`
     for one seed, with the config's own hyperparameters compiled in.
 
     Pure and jit/vmap-safe: `jax.jit(jax.vmap(train))(keys)` trains len(keys) seeds.
-    Validates the config first.
+    Validates the config first. `env`/`env_params`: train this environment object (any
+    that honours the contract in envs/__init__.py); config.env_id then only names the run.
     """
-    agent, hp = Agent.build(config.validate()), HyperParams.from_config(config)
+    agent = Agent.build(config.validate(own_env=env is not None), env=env, env_params=env_params)
+    hp = HyperParams.from_config(config)
     return lambda key: train(agent, hp, key)
 
 

@@ -34,9 +34,9 @@ def prepare(config: Config) -> Agent:
     return Agent.build(config.validate())
 
 
-def seeds_that_fit(agent: Agent) -> int:
+def seeds_that_fit(agent: Agent, env=None, env_params=None) -> int:
     """Seeds of this program that fit in device memory at once (estimate, memory.py)."""
-    return memory.seeds_that_fit(agent.config, agent.stack.obs_shape, agent.stack.spec.size)
+    return memory.seeds_that_fit(agent.config, agent.stack.obs_shape, agent.stack.spec.size, env, env_params)
 
 
 def whole_run(agent: Agent, sweep: bool = False):
@@ -184,6 +184,8 @@ def train(
     chunk_size: int | None = None,
     results_dir: str | Path | None = None,
     hparams: HyperParams | None = None,
+    env=None,
+    env_params=None,
 ) -> TrainResult:
     """Train `num_seeds` independent seeds in jitted, vmapped calls.
 
@@ -199,13 +201,20 @@ def train(
     `hparams` (a sweep) gives each run its own numeric hyperparameters: a HyperParams
     whose leaves are arrays of shape [num_seeds], aligned with the keys; the config's
     values of those fields are then ignored.
+
+    `env`/`env_params`: train this environment object (any that honours the contract in
+    envs/__init__.py) instead of building config.env_id, which then only names the run.
+    Nothing is registered; for a run a new process can resume, use an import-path env_id.
     """
     keys = prng.seed_keys(seed, num_seeds) if keys is None else prng.check_keys(keys)
     num_seeds = int(keys.shape[0])
-    agent = prepare(config)
+    if env is None:
+        agent = prepare(config)
+    else:  # not cached: the environment object is not part of the config
+        agent = Agent.build(config.validate(own_env=True), env=env, env_params=env_params)
     inputs = (keys,) if hparams is None else (keys, _checked_hparams(hparams, num_seeds))
     run = whole_run(agent, sweep=hparams is not None)
-    fit = seeds_that_fit(agent)
+    fit = seeds_that_fit(agent, env, env_params)
     if chunk_size is None:
         chunk_size = min(num_seeds, fit)
     else:

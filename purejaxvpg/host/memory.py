@@ -89,9 +89,10 @@ def size(nbytes: float) -> str:
     return f"{nbytes:.1f} GiB"
 
 
-def estimate(config: Config) -> Estimate:
-    """Estimated peak bytes of one seed of `train(config)`, by part."""
-    stack = envstack.build(config, config.num_envs)
+def estimate(config: Config, env=None, env_params=None) -> Estimate:
+    """Estimated peak bytes of one seed of `train(config)`, by part (`env`: a user's
+    environment object instead of config.env_id's)."""
+    stack = envstack.build(config, config.num_envs, env=env, env_params=env_params)
     obs_size, action_size = math.prod(stack.obs_shape), stack.spec.size
     hidden = sum(config.hidden_sizes)
     params = _mlp_params(obs_size, config.hidden_sizes, action_size) + action_size + _mlp_params(
@@ -118,7 +119,7 @@ def estimate(config: Config) -> Estimate:
     evaluation = 0
     if config.eval_every:
         K = config.eval_episodes
-        eval_stack = envstack.build(config, K, evaluation=True)
+        eval_stack = envstack.build(config, K, evaluation=True, env=env, env_params=env_params)
         env = _env_bytes(eval_stack)  # observations and states of K environments
         # per environment: the state and observation 3x (carry in, carry out, the
         # step's outputs before the auto-reset select), actor activations (each hidden
@@ -251,10 +252,10 @@ def device_bytes(device: jax.Device | None = None) -> int:
     return device_limit(device)[0]
 
 
-def seeds_that_fit(config: Config, obs_shape=None, action_size=None) -> int:
+def seeds_that_fit(config: Config, obs_shape=None, action_size=None, env=None, env_params=None) -> int:
     """How many seeds one call can hold; a ValueError naming the field to lower when not
     even one fits (before anything compiles)."""
-    one = estimate(config)
+    one = estimate(config, env, env_params)
     have, source = device_limit()
     if one.total > have:
         part, field = one.largest()

@@ -41,6 +41,22 @@ def _parse_int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from error
 
 
+def _parse_env_param(text: str) -> tuple[str, object]:
+    """"name=value" -> (name, value), the value an int, float, bool or else a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    raw = raw.strip()
+    if raw.lower() in ("true", "false"):
+        return name.strip(), raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return name.strip(), kind(raw)
+        except ValueError:
+            pass
+    return name.strip(), raw
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(Config)
     group = parser.add_argument_group("configuration (every purejaxvpg.Config field)")
@@ -48,6 +64,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         hint = hints[field.name]
         doc = f"{field.metadata.get('doc', '')} (default: {field.default})"
+        if field.name == "env_params":  # repeatable NAME=VALUE, merged over the TOML table
+            group.add_argument(
+                "--env-param", "--env-params", dest="env_params", type=_parse_env_param, action="append",
+                default=argparse.SUPPRESS, metavar="NAME=VALUE", help=field.metadata.get("doc", ""),
+            )
+            continue
         if hint is bool:
             group.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=doc
@@ -76,12 +98,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
     values: dict = {}
     if getattr(args, "config", None) is not None:
         values.update(read_toml(args.config))
+    values_toml = values.get("env_params", ())
     values.update(
         {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     )
+    if hasattr(args, "env_params"):  # --env-param pairs override the TOML table's entries
+        values["env_params"] = tuple({**dict(_pairs(values_toml)), **dict(args.env_params)}.items())
     if getattr(args, "preset", False):
         values = {**PRESETS.get(values.get("env_id", Config.env_id), {}), **values}
     return Config.from_dict(values)
+
+
+def _pairs(env_params) -> tuple:
+    """An [env_params] TOML table (dict) or a tuple of pairs, as pairs."""
+    return tuple(env_params.items()) if isinstance(env_params, dict) else tuple(env_params)
 
 
 def read_toml(path: Path) -> dict:

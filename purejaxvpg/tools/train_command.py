@@ -37,7 +37,8 @@ def train(args) -> int:
         seed=0 if args.seed is None else args.seed,
         log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every, progress=args.progress,
     ).validate()
-    out = args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = config.env_id.replace("/", "_").replace(":", "_")  # an import path's colon too
+    out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rundir.check_new_run_dir(out)
     session.check(config, options)  # memory estimate: before the directory exists
     lock = rundir.RunLock(out)

@@ -1,0 +1,160 @@
+"""Your own environment: an object given to pjv.train, an id given to envs.register, and an
+import path "module:factory" that a fresh process (`--resume`, `eval`) imports again;
+environment parameters from a Config, TOML or --env-param, checked before compiling.
+
+The environment (tests/own_env_fixture.py, PickArm) pays 1 per step for one arm of three
+and is cut after max_steps_in_episode steps: the known answer is a greedy return (and an
+episode length) of exactly max_steps_in_episode.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import forbid_compiling
+from own_env_fixture import PickArm, PickParams
+
+import envs
+import purejaxvpg as pjv
+from envs import registry
+from purejaxvpg.host import rundir
+from purejaxvpg.tools import cli
+
+TESTS = Path(__file__).parent
+SMALL = ["--num-envs", "4", "--num-steps", "16", "--total-steps", "2560", "--policy-lr", "0.02",
+         "--eval-every", "0", "--num-seeds", "2", "--no-progress"]
+
+
+def _config(**changes):
+    return pjv.Config(env_id="PickArm", num_envs=4, num_steps=16, total_steps=4 * 16 * 40, policy_lr=0.02,
+                      eval_every=0, **changes)
+
+
+def test_train_an_environment_object_learns_the_best_arm_and_registers_nothing():
+    params = PickParams(best_arm=0, max_steps_in_episode=6)
+    result = pjv.train(_config(), num_seeds=2, env=PickArm(), env_params=params)
+    assert np.all(result.metrics["episode_return"][:, -1] == 6.0)  # arm 0 at each of 6 steps
+    assert np.all(result.metrics["episode_length"][:, -1] == 6.0)  # env_params reached it
+    assert "PickArm" not in envs.registered()
+    # make_train takes it too (traced, not compiled: the shapes of one seed's run)
+    state, metrics, _ = jax.eval_shape(pjv.make_train(_config(), env=PickArm()), jax.random.key(0))
+    assert metrics.episode_return.shape == (40,)
+
+
+@pytest.fixture
+def clean_registry():
+    yield
+    registry._USER.clear()
+
+
+def test_register_builds_the_factory_and_refuses_a_taken_id(clean_registry):
+    envs.register("pick-arm", PickArm)  # an env alone: its default_params are used
+    env, params = envs.make("pick-arm", max_steps_in_episode=3)
+    assert isinstance(env, PickArm) and params == PickParams(max_steps_in_episode=3)
+    assert "pick-arm" in envs.registered()
+    with pytest.raises(ValueError, match="^env_id: 'pick-arm' is already registered.*overwrite=True"):
+        envs.register("pick-arm", PickArm)
+    with pytest.raises(ValueError, match="^env_id: 'CartPole-v1' is already registered"):
+        envs.register("CartPole-v1", PickArm)
+    envs.register("pick-arm", lambda: (PickArm(), PickParams(best_arm=1)), overwrite=True)
+    assert envs.make("pick-arm")[1].best_arm == 1
+    pjv.Config(env_id="pick-arm").validate()
+
+
+def test_a_cli_run_of_an_import_path_resumes_and_evaluates_in_a_fresh_process(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--env-id", "own_env_fixture:make_env", "--env-param", "max_steps_in_episode=5",
+            "--checkpoint-every", "20", *SMALL, "--out", str(out)]
+    assert cli.main(argv) == 0
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["config"]["env_id"] == "own_env_fixture:make_env"
+    assert recorded["config"]["env_params"] == [["max_steps_in_episode", 5]]
+    assert rundir.read_config(out)[0].env_params == (("max_steps_in_episode", 5),)
+    whole = dict(np.load(out / "metrics.npz"))
+    assert np.all(whole["episode_return"][:, -1] == 5.0)  # the best arm, 5 steps an episode
+    assert np.all(whole["episode_length"][:, -1] == 5.0)  # --env-param reached the environment
+
+    # interrupted after update 20: the newest checkpoint and the results gone
+    shutil.rmtree(out / "checkpoints" / "40")
+    del recorded["results"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    (out / "metrics.npz").unlink()
+    script = ("import sys; from purejaxvpg.tools import cli; "
+              f"sys.exit(cli.main(['train', '--resume', {str(out)!r}, '--no-progress']) "
+              f"or cli.main(['eval', {str(out)!r}, '--episodes', '2']))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr and "update 20 of 40" in done.stderr
+    resumed = np.load(out / "metrics.npz")
+    for name in ("episode_return", "episode_length", "policy_loss"):
+        assert np.allclose(resumed[name], whole[name]), name  # as the uninterrupted run
+    assert "greedy: median / mean length" in done.stdout and "5.0 / 5.0" in done.stdout
+
+
+def _exit_and_error(argv, capsys, monkeypatch):
+    """(exit code, stderr) of a CLI call that must be refused before compiling."""
+    forbid_compiling(monkeypatch)
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own refusal of a malformed flag
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env_id, message", [
+    ("own_env_fixture:nope", "has no callable 'nope'"),
+    ("no_such_module_xyz:make_env", "cannot import module 'no_such_module_xyz' .*ModuleNotFound.*PYTHONPATH"),
+    ("own_env_fixture:broken_factory", "the factory raised RuntimeError: no simulator licence"),
+    ("own_env_fixture:not_an_env", "must return an environment .* got int"),
+])
+def test_a_bad_import_path_is_refused_naming_the_id_before_compiling(env_id, message, capsys, monkeypatch):
+    code, err = _exit_and_error(["train", "--env-id", env_id, *SMALL], capsys, monkeypatch)
+    assert code == 2
+    assert f"env_id: {env_id}" in err
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("param, message", [
+    ("max_stepz=5", "env_params.max_stepz: own_env_fixture:make_env has no parameter.*allowed: best_arm"),
+    ("max_steps_in_episode=many", "env_params.max_steps_in_episode: .* is a int.*got 'many'"),
+    ("best_arm=1.5", "env_params.best_arm: .*got 1.5"),
+    ("best_arm", "NAME=VALUE"),
+])
+def test_a_bad_env_param_is_refused_naming_the_field_before_compiling(param, message, capsys, monkeypatch):
+    argv = ["train", "--env-id", "own_env_fixture:make_env", "--env-param", param, *SMALL]
+    code, err = _exit_and_error(argv, capsys, monkeypatch)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_env_params_table_in_toml_and_flags_merge(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('env_id = "CartPole-v1"\n[env_params]\nmax_steps_in_episode = 50\ngravity = 9.0\n')
+    args = cli.build_parser().parse_args(["train", "--config", str(toml), "--env-param", "gravity=12.5"])
+    config = cli.config_from_args(args).validate()
+    assert dict(config.env_params) == {"max_steps_in_episode": 50, "gravity": 12.5}
+    hash(config)  # frozen and hashable: the driver caches on it
+    _, params = envs.make(config.env_id, **dict(config.env_params))
+    assert params.max_steps_in_episode == 50 and float(params.gravity) == 12.5
+
+
+def test_make_checks_an_environment_that_is_not_built_in(clean_registry):
+    pytest.importorskip("envs.check")
+
+    class WrongSpace(PickArm):  # says (3,), observes (2,)
+        def observation_space(self, params):
+            return type(super().observation_space(params))(1.0, 1.0, (3,), np.float32)
+
+    envs.register("wrong-space", WrongSpace)
+    with pytest.raises(ValueError, match="observation_space"):
+        envs.make("wrong-space")
+    with pytest.raises(ValueError, match="observation_space"):
+        pjv.train(_config(), env=WrongSpace())  # an object given directly is checked too
