@@ -119,9 +119,14 @@ class RescaleAction(Wrapper):
 
     def step(self, key, state, action, params):
         box = self.env.action_space(params)
-        low, high = jnp.asarray(box.low, jnp.float32), jnp.asarray(box.high, jnp.float32)
-        scaled = low + (jnp.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
-        return self.env.step(key, state, scaled, params)
+        return self.env.step(key, state, rescale_to_box(action, box.low, box.high), params)
+
+
+def rescale_to_box(action, low, high):
+    """[-1, 1]^n -> the box [low, high]: low + (clip(a, -1, 1) + 1) / 2 * (high - low).
+    RescaleAction's mapping, also what a trained policy sends outside training."""
+    low, high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
+    return low + (jnp.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
 
 
 # ---------------------------------------------------------------- vectorised

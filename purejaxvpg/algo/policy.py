@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 import envs
+from envs.wrappers import rescale_to_box
 from purejaxvpg.algo import envstack, keys
 from purejaxvpg.algo.program import Agent
 from purejaxvpg.algo.rollout import env_action
@@ -92,5 +93,5 @@ def _env_format(config: Config, spec: envs.ActionSpec):
     if spec.discrete or not config.rescale_actions:
         return lambda action: env_action(action, spec)
     inner = envs.action_spec(*envstack.base_env(config))
-    low, high = jnp.asarray(inner.low.reshape(-1)), jnp.asarray(inner.high.reshape(-1))
-    return lambda action: low + (env_action(action, spec) + 1.0) * 0.5 * (high - low)
+    low, high = inner.low.reshape(-1), inner.high.reshape(-1)
+    return lambda action: rescale_to_box(env_action(action, spec), low, high)
