@@ -21,8 +21,13 @@ import json
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+
 import envs
 import purejaxvpg as pjv
+from purejaxvpg.algo import envstack
+from purejaxvpg.algo.evaluate import make_play
 from purejaxvpg.host import rundir
 from purejaxvpg.report import stats
 from purejaxvpg.tools.hardware import hardware, hardware_name
@@ -47,6 +52,39 @@ PUBLISHED = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class UniformPolicy:
+    """The random-policy baseline: actions uniform over the space the trained policy acts in
+    (the box after RescaleAction, when the preset rescales). Has the Actor's `apply`."""
+
+    spec: envs.ActionSpec
+
+    def apply(self, params, obs):  # obs [K, ...] -> a distribution over [K] actions
+        return _Uniform(self.spec, obs.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Uniform:
+    spec: envs.ActionSpec
+    batch: int
+
+    def sample(self, key):
+        if self.spec.discrete:
+            return jax.random.randint(key, (self.batch,), 0, self.spec.num_actions)
+        shape = (self.batch, *self.spec.shape)
+        return jax.random.uniform(key, shape, minval=jnp.asarray(self.spec.low), maxval=jnp.asarray(self.spec.high))
+
+
+def random_policy_returns(config: pjv.Config, num_seeds: int, episodes: int, seed: int) -> list[float]:
+    """Per seed, the mean undiscounted return of `episodes` episodes of the uniform random policy,
+    on the same environment, wrappers and time limit as the trained policy's evaluation."""
+    stack = envstack.build(dataclasses.replace(config, normalize_obs=False), episodes, evaluation=True)
+    play = make_play(stack, UniformPolicy(stack.spec))
+    keys = jax.random.split(jax.random.key(seed + 10_000), num_seeds)  # not the training keys
+    means = jax.jit(jax.vmap(lambda k: play(None, None, k, False).mean_return()))(keys)
+    return [float(x) for x in means]
+
+
 def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> dict:
     config = pjv.Config.preset(env_id)
     # one evaluation, after the last update, inside the jitted run
@@ -58,6 +96,9 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
     greedy = result.eval_metrics["eval_return_greedy"][:, -1]
     stochastic = result.eval_metrics["eval_return_stochastic"][:, -1]
     summary = lambda x: {k: dataclasses.asdict(v) for k, v in stats.aggregate(x).items()}  # noqa: E731
+    random_start = time.perf_counter()
+    random = random_policy_returns(config, num_seeds, eval_episodes, seed)
+    random_seconds = time.perf_counter() - random_start
     return {
         "env_id": env_id,
         "config": dataclasses.asdict(config),
@@ -69,6 +110,9 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
         "stochastic_eval_return": summary(stochastic),
         "final_return_per_seed": final.tolist(),
         "greedy_eval_return_per_seed": greedy.tolist(),
+        "random_policy_return": summary(random),  # same episodes per seed, uniform actions
+        "random_policy_return_per_seed": random,
+        "random_policy_seconds": random_seconds,
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         "wall_seconds": wall,
@@ -84,8 +128,8 @@ def render(records: dict) -> str:
 
     lines = [
         "| Environment | Seeds (base seed) | Env steps / seed | Final return IQM [95% CI] | Greedy eval IQM [95% CI] "
-        "| Greedy eval mean [95% CI] | Wall time | Published (source) |",
-        "| --- | ---: | ---: | --- | --- | --- | ---: | --- |",
+        "| Greedy eval mean [95% CI] | Random policy IQM [95% CI] | Compile | Run | Wall time | Published (source) |",
+        "| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for env_id in [e for e in SUITE if e in records] + sorted(set(records) - set(SUITE)):
         r = records[env_id]
@@ -95,7 +139,8 @@ def render(records: dict) -> str:
             f"| {env_id} | {r['num_seeds']} ({r['seed']}) | {r['env_steps_per_seed']:,} | "
             f"{ci(r['final_return']['iqm'])} "
             f"| {ci(r['greedy_eval_return']['iqm'])} | {ci(r['greedy_eval_return']['mean'])} "
-            f"| {r['wall_seconds']:.0f} s | {cited} |"
+            f"| {ci(r['random_policy_return']['iqm']) if 'random_policy_return' in r else 'not measured'} "
+            f"| {r['compile_seconds']:.0f} s | {r['run_seconds']:.0f} s | {r['wall_seconds']:.0f} s | {cited} |"
         )
     devices = {hardware_name(r["hardware"]) for r in records.values()}
     episodes = sorted({r["config"]["eval_episodes"] for r in records.values()})
@@ -103,7 +148,9 @@ def render(records: dict) -> str:
     lines.append(f"Hardware: {', '.join(sorted(devices))}. Final return: episodic return of the "
                  "episodes that ended in the last update. Greedy eval: the distribution's mode, "
                  f"{'/'.join(map(str, episodes))} episodes per seed. CIs: stratified bootstrap over "
-                 "seeds (2000 reps). Wall time: the whole pjv.train call, compile included.")
+                 "seeds (2000 reps). Random policy: uniform actions, the same episodes per seed (rows "
+                 "measured before it was added say 'not measured'). Compile and run: pjv.train's own split; "
+                 "wall time: the whole pjv.train call.")
     return "\n".join(lines) + "\n"
 
 
@@ -115,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    if args.num_seeds < 64:
-        print(f"note: {args.num_seeds} seeds; the published table uses at least 64")
+    if args.num_seeds < 16:
+        print(f"note: {args.num_seeds} seeds; the published table uses at least 64 (16 for the suite adapters' rows)")
     available = set(envs.registered())
     chosen = args.env or [e for e in SUITE if e in available]
     unknown = [e for e in chosen if e not in available]
     if unknown:
-        parser.error(f"--env: not registered here: {unknown} (brax/* needs pip install 'purejaxvpg[brax]')")
+        parser.error(f"--env: {envs.registry.unknown_env_message(unknown[0])}")
     name = hardware_name(hardware())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{name}-returns.json"

@@ -6,6 +6,7 @@ One contract for every environment (gymnax >= 1.0):
 with auto-reset and ``info["final_observation"]`` holding the observation before the reset.
 """
 
+from envs import suites
 from envs.check import check_env
 from envs.known import (
     KNOWN_ENVS,
@@ -55,4 +56,5 @@ __all__ = [
     "register",
     "registered",
     "set_return_discount",
+    "suites",
 ]

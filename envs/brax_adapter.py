@@ -9,8 +9,6 @@ not used: they fold the time limit into `done`.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import io
 import sys
 
@@ -19,22 +17,14 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-BRAX_ENVS = (
-    "ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup",
-    "inverted_double_pendulum", "inverted_pendulum", "pusher", "reacher", "swimmer", "walker2d",
-)
-PREFIX = "brax/"
+from envs.autoreset import end_flags, select
+
+PREFIX = "brax/"  # the names are listed in envs.suites
 
 
 # MuJoCo's MJX (imported by brax) prints these when its optional warp backend is missing;
 # brax does not use that backend, so the lines are noise on every command.
 _WARP_NOISE = ("Failed to import warp:", "Failed to import mujoco_warp:")
-
-
-@functools.lru_cache(maxsize=1)
-def available() -> bool:
-    """Whether the brax extra is installed, found without importing it (listing ids stays cheap)."""
-    return importlib.util.find_spec("brax") is not None
 
 
 def import_brax_envs():
@@ -97,16 +87,19 @@ class BraxEnv:
         params = params or self.default_params
         stepped = _strong(self._env.step(state.brax_state, action))
         time = state.time + 1
-        terminated = stepped.done > 0.5  # Brax's own end condition (a fall), no time limit here
-        truncated = jnp.logical_and(time >= params.max_steps_in_episode, ~terminated)
-        done = jnp.logical_or(terminated, truncated)
-        obs_reset, state_reset = self.reset(key, params)
-        new_state = jax.tree.map(
-            lambda r, s: jnp.where(done, r, s), state_reset, BraxState(stepped, time)
+        # Brax's own end condition (a fall) has no time limit in it
+        terminated, truncated = end_flags(stepped.done > 0.5, time, params.max_steps_in_episode)
+        obs, new_state = select(
+            terminated | truncated, self.reset(key, params), (stepped.obs, BraxState(stepped, time))
         )
-        obs = jnp.where(done, obs_reset, stepped.obs)
         info = {"final_observation": stepped.obs, "terminated": terminated, "truncated": truncated}
         return obs, new_state, stepped.reward, terminated, truncated, info
+
+
+def make(name: str):
+    """(env, params) for "brax/<name>" (envs.suites' builder)."""
+    env = BraxEnv(name)
+    return env, env.default_params
 
 
 def _strong(tree):

@@ -3,7 +3,8 @@
 Legacy environments (gymnax < 1.0 code, Craftax, Kinetix-style) end an episode with one
 `done` flag that mixes a real ending with the time limit, and their `step` auto-resets
 before the caller can see the last observation. The adapter calls the raw transition
-(`step_env`, no reset), counts steps itself against `params.max_steps_in_episode`, and
+(`step_env`, no reset), counts steps itself against `params.max_steps_in_episode` (or the
+params field named by `time_limit`, e.g. Craftax's `max_timesteps`), and
 splits `done`:
 
     truncated  = time >= max_steps_in_episode          (the limit, never `terminated`)
@@ -20,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from envs.autoreset import select
+
 
 @struct.dataclass
 class LegacyState:
@@ -31,7 +34,7 @@ class LegacyStep:
     """Wrap an environment with ``reset_env(key, params) -> (obs, state)`` and
     ``step_env(key, state, action, params) -> (obs, state, reward, done, info)`` (no auto-reset)."""
 
-    def __init__(self, env):
+    def __init__(self, env, time_limit: str = "max_steps_in_episode"):
         missing = [
             m for m in ("reset_env", "step_env", "action_space", "observation_space") if not hasattr(env, m)
         ]
@@ -41,6 +44,7 @@ class LegacyStep:
                 f"{type(env).__name__} has no {', '.join(missing)}."
             )
         self._env = env
+        self._time_limit = time_limit  # the params field holding the episode's step limit
 
     def __getattr__(self, name):
         return getattr(self._env, name)  # name, default_params, action_space, observation_space
@@ -55,12 +59,10 @@ class LegacyStep:
         key_step, key_reset = jax.random.split(key)
         obs, env_state, reward, done, info = self._env.step_env(key_step, state.env_state, action, params)
         time = state.time + 1
-        truncated = time >= params.max_steps_in_episode
+        truncated = time >= getattr(params, self._time_limit)
         terminated = jnp.logical_and(jnp.asarray(done, bool), ~truncated)
-        reset_obs, reset_state = self.reset(key_reset, params)
-        ended = jnp.logical_or(terminated, truncated)
-        new_state = jax.tree.map(
-            lambda r, s: jnp.where(ended, r, s), reset_state, LegacyState(env_state, time)
+        next_obs, new_state = select(
+            terminated | truncated, self.reset(key_reset, params), (obs, LegacyState(env_state, time))
         )
         info = {**info, "final_observation": obs}
-        return jnp.where(ended, reset_obs, obs), new_state, reward, terminated, truncated, info
+        return next_obs, new_state, reward, terminated, truncated, info

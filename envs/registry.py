@@ -1,6 +1,6 @@
 """`make(env_id, **overrides)`: the one way the trainer builds an environment.
 
-Ids are built in (gymnax, envs.known, brax/<name>), registered by the user with
+Ids are built in (gymnax, envs.known, "<suite>/<name>" of envs.suites), registered by the user with
 `register(env_id, factory)`, or import paths "package.module:factory" that a fresh
 process (`--resume`, `eval`, `sweep`) can import again. A factory returns an environment
 or an (env, params) pair. Environments that are not built in pass `check_env` first.
@@ -17,20 +17,20 @@ from collections.abc import Callable
 import gymnax
 import numpy as np
 
-from envs import brax_adapter
+from envs import suites
 from envs.known import KNOWN_ENVS
 
 _USER: dict[str, Callable] = {}  # register(): id -> factory
 
 
 def _built_in() -> list[str]:
-    brax_ids = [brax_adapter.PREFIX + n for n in brax_adapter.BRAX_ENVS] if brax_adapter.available() else []
-    return [*gymnax.registered_envs, *KNOWN_ENVS, *brax_ids]
+    return [*gymnax.registered_envs, *KNOWN_ENVS, *suites.available_ids()]
 
 
 def registered() -> list[str]:
     """Every environment id `make` accepts by name, sorted: gymnax's registry, envs' own,
-    "brax/<name>" when the brax extra is installed, and the user's (`register`).
+    "<suite>/<name>" of every installed suite (envs.suites, found without importing it), and
+    the user's (`register`).
     Import-path ids ("package.module:factory") are accepted too but not listed."""
     return sorted({*_built_in(), *_USER})
 
@@ -139,9 +139,10 @@ def apply_params(env_id: str, params, overrides: dict, label: str = "env_params"
 
 def unknown_env_message(env_id: str) -> str:
     """The error text for an id that is not registered, with close matches."""
-    name = env_id[len(brax_adapter.PREFIX):] if env_id.startswith(brax_adapter.PREFIX) else None
-    if name in brax_adapter.BRAX_ENVS and not brax_adapter.available():
-        return f"env_id: {env_id} needs Brax, which is not installed: pip install 'purejaxvpg[brax]'."
+    suite = suites.suite_of(env_id)
+    if suite is not None and env_id[len(suite.prefix):] in suite.names and not suite.available():
+        return (f"env_id: {env_id} needs the {suite.extra!r} extra ({suite.package} is not installed): "
+                f"pip install 'purejaxvpg[{suite.extra}]'.")
     close = difflib.get_close_matches(env_id, registered(), n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return (
@@ -180,11 +181,8 @@ def build(env_id: str, overrides: dict | None = None, label: str = "env_params")
         params = apply_params(env_id, params, overrides, label)
         check_user_env(env, params)
         return env, params
-    if env_id.startswith(brax_adapter.PREFIX) and env_id[len(brax_adapter.PREFIX):] in brax_adapter.BRAX_ENVS:
-        if not brax_adapter.available():
-            raise ValueError(unknown_env_message(env_id))
-        env = brax_adapter.BraxEnv(env_id[len(brax_adapter.PREFIX):])
-        params = env.default_params
+    if suites.suite_of(env_id) is not None:
+        env, params = suites.build(env_id)
     elif env_id in KNOWN_ENVS:
         env = KNOWN_ENVS[env_id]()
         params = env.default_params

@@ -14,8 +14,10 @@ import envs
 from envs.known import Chain, TimeLimitTask
 from envs.legacy import LegacyStep
 
-# Brax ids cost seconds each to build; MNISTBandit downloads MNIST. tests/test_brax.py covers Brax.
-BUILT_IN_IDS = [i for i in envs.registered() if not i.startswith(("brax/", "MNIST"))]
+# Suite ids (envs.suites) cost seconds each to build, and each suite's own test file checks one of
+# them (tests/test_brax.py, test_jumanji.py, ...); MNISTBandit downloads MNIST.
+SUITE_PREFIXES = tuple(s.prefix for s in envs.suites.SUITES)
+BUILT_IN_IDS = [i for i in envs.registered() if not i.startswith((*SUITE_PREFIXES, "MNIST"))]
 
 
 @pytest.mark.parametrize("env_id", BUILT_IN_IDS)

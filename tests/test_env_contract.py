@@ -31,9 +31,9 @@ def check_in_space(x, space, what):
         assert shape == tuple(space.shape), (what, x.shape, space.shape)
 
 
-# Brax environments keep the same contract; tests/test_brax.py checks one with fewer steps,
-# since a Brax physics step on the CPU costs far more than a classic-control one.
-GYMNAX_AND_OWN_IDS = [i for i in envs.registered() if not i.startswith("brax/")]
+# The suites' environments (envs.suites: brax/, jumanji/, ...) keep the same contract; each
+# suite's own test file (tests/test_brax.py, test_jumanji.py, ...) checks it on its cheapest id.
+GYMNAX_AND_OWN_IDS = [i for i in envs.registered() if envs.suites.suite_of(i) is None]
 
 
 @pytest.mark.parametrize("env_id", GYMNAX_AND_OWN_IDS)

@@ -100,6 +100,23 @@ def test_a_cli_run_of_an_import_path_resumes_and_evaluates_in_a_fresh_process(tm
     assert "greedy: median / mean length" in done.stdout and "5.0 / 5.0" in done.stdout
 
 
+def test_a_sweep_of_an_import_path_runs_in_a_fresh_process(tmp_path):
+    """`purejaxvpg sweep` in a new interpreter imports the user's module itself (nothing registered)."""
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--env-id", "own_env_fixture:make_env", "--env-param", "max_steps_in_episode=5",
+            "--grid", "policy_lr=0.02,0.03", *[a for a in SMALL if a != "--no-progress"], "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "purejaxvpg", *argv], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["config"]["env_id"] == "own_env_fixture:make_env"
+    assert record["config"]["env_params"] == [["max_steps_in_episode", 5]]
+    assert len(record["settings"]) == 2
+    for setting in record["settings"]:  # both learning rates find the paying arm: 5 steps x 1
+        assert setting["final_returns"] == [5.0, 5.0], setting
+
+
 def _exit_and_error(argv, capsys, monkeypatch):
     """(exit code, stderr) of a CLI call that must be refused before compiling."""
     forbid_compiling(monkeypatch)

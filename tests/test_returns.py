@@ -43,3 +43,18 @@ def test_table_has_a_row_per_environment_and_cites_published_figures(record):
     assert len(rows) == 3  # header + 2
     assert rows[1].startswith("| CartPole-v1 ")  # suite order first
     assert "500 (PPO2 (rl-baselines-zoo))" in rows[1]
+
+
+@pytest.mark.parametrize(
+    ("env_id", "expected"),
+    [
+        ("Bandit-known", 0.5),  # uniform over arms with means 0.2, 0.5, 0.9, 0.4
+        # a ~ U(-2, 2), reward -(a - 0.7)^2: E = -(Var a + (E a - 0.7)^2) = -(16/12 + 0.49)
+        ("ContinuousTarget-known", -(16 / 12 + 0.49)),
+    ],
+)
+def test_random_policy_baseline_matches_the_closed_form_expected_return(env_id, expected):
+    per_seed = returns.random_policy_returns(pjv.Config.preset(env_id), num_seeds=4, episodes=2048, seed=0)
+    assert len(per_seed) == 4 and len(set(per_seed)) == 4  # independent episodes per seed
+    # 8192 one-step episodes: standard errors 0.003 (bandit) and 0.022 (target, sd of one return 2.0)
+    assert np.mean(per_seed) == pytest.approx(expected, abs=0.1 if "Target" in env_id else 0.015)
