@@ -123,8 +123,9 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
 
 def render(records: dict) -> str:
     """The markdown table of every measured environment, suite order."""
-    def ci(x):
-        return f"{x['point']:.1f} [{x['low']:.1f}, {x['high']:.1f}]"
+    def ci(x):  # one decimal, or three for returns of order 1 (MiniGrid, bandits)
+        f = ".3f" if max(abs(x["low"]), abs(x["high"])) < 10 else ".1f"
+        return f"{x['point']:{f}} [{x['low']:{f}}, {x['high']:{f}}]"
 
     lines = [
         "| Environment | Seeds (base seed) | Env steps / seed | Final return IQM [95% CI] | Greedy eval IQM [95% CI] "

@@ -85,3 +85,17 @@ def test_flatten_observation_rule_leaf_order_float32():
     np.testing.assert_array_equal(flat, [0, 1, 2, 3, 4, 5, 1, 0, 9])
     flat_dict = autoreset.flatten_observation({"b": jnp.array([2.0]), "a": jnp.array([1.0, 1.5])})
     np.testing.assert_array_equal(flat_dict, [1.0, 1.5, 2.0])  # a dict's keys sorted
+
+
+def test_the_cli_refuses_an_unsupported_suite_environment_naming_its_spec(capsys, monkeypatch, tmp_path):
+    """An unlisted id of an open suite reaches the adapter, whose refusal the CLI prints (exit 2)."""
+    pytest.importorskip("jumanji")
+    from conftest import forbid_compiling
+
+    from purejaxvpg.tools import cli
+
+    forbid_compiling(monkeypatch)
+    code = cli.main(["train", "--env-id", "jumanji/Minesweeper-v0", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "jumanji/Minesweeper-v0 has a MultiDiscreteArray action spec" in err, err
+    assert "Traceback" not in err
