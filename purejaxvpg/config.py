@@ -18,6 +18,9 @@ import numpy as np
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 GAE_METHODS = ("scan", "associative")
+GREEDY_SCHEDULES = ("linear", "cosine")  # see algo/greedy.py
+GREEDY_POLICY_LOSS = ("exclude", "keep")
+PG_WEIGHTS = ("gae", "future_return", "episode_return")  # see algo/weights.py
 
 
 def _field(default, doc: str):
@@ -81,6 +84,13 @@ class Config:
         True,
         "Standardise advantages over the batch before the policy step.",
     )
+    pg_weight: str = _field(
+        "gae",
+        "Weight of each grad log pi(a_t|s_t) in the policy gradient: 'gae' (the GAE advantage A_t), "
+        "'future_return' (discounted rewards-to-go R^f_t from step t on) or 'episode_return' (the "
+        "discounted return R(tau) of the whole episode, the same for all its steps). Unfinished "
+        "episodes bootstrap from V; the value function is trained the same way for all three.",
+    )
 
     # --- policy update ---
     policy_lr: float = _field(
@@ -90,6 +100,28 @@ class Config:
     ent_coef: float = _field(
         0.0,
         "Entropy bonus coefficient: loss = -mean(log pi * A) - ent_coef * mean(entropy).",
+    )
+
+    # --- greedy-action schedule (rollouts; off while both ends are 0) ---
+    greedy_start: float = _field(
+        0.0,
+        "Probability, in [0, 1], that a rollout step takes the policy's mode instead of a sample, "
+        "at the first update; greedy_start = greedy_end = 0 (the default) turns the schedule off.",
+    )
+    greedy_end: float = _field(
+        0.0,
+        "Greedy probability, in [0, 1], at the last update (see greedy_schedule).",
+    )
+    greedy_schedule: str = _field(
+        "linear",
+        "Shape of the greedy probability from greedy_start (update 0) to greedy_end (the last update): "
+        "'linear' or 'cosine' (optax.linear_schedule / cosine_decay_schedule).",
+    )
+    greedy_policy_loss: str = _field(
+        "exclude",
+        "What the policy step does with greedy steps: 'exclude' them (the score-function estimate "
+        "uses sampled actions only; the critic still learns from every step) or 'keep' them (as the "
+        "source text implies; biased, a mode is not a sample of the policy).",
     )
 
     # --- value update ---
@@ -269,14 +301,18 @@ class Config:
                 raise ValueError(
                     f"hidden_sizes: every width must be an int >= 1, got {self.hidden_sizes!r}."
                 )
-        if self.gae_method not in GAE_METHODS:
+        require_choice("gae_method", self.gae_method, GAE_METHODS)
+        require_choice("pg_weight", self.pg_weight, PG_WEIGHTS)
+        if self.greedy_schedule not in GREEDY_SCHEDULES:
             raise ValueError(
-                f"gae_method: must be one of {', '.join(GAE_METHODS)}, got {self.gae_method!r}."
+                f"greedy_schedule: must be one of {', '.join(GREEDY_SCHEDULES)}, got {self.greedy_schedule!r}."
             )
-        if self.activation not in ACTIVATIONS:
+        if self.greedy_policy_loss not in GREEDY_POLICY_LOSS:
             raise ValueError(
-                f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}."
+                f"greedy_policy_loss: must be one of {', '.join(GREEDY_POLICY_LOSS)}, "
+                f"got {self.greedy_policy_loss!r}."
             )
+        require_choice("activation", self.activation, ACTIVATIONS)
         _require_finite_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
         for name in (
             "normalize_advantages", "anneal_lr", "learn_log_std",
@@ -299,6 +335,12 @@ def require_int(name: str, value, low: int, high: int | None = None) -> int:
     return value
 
 
+def require_choice(name: str, value, allowed: tuple[str, ...]) -> None:
+    """ValueError naming `name` and the allowed values unless `value` is one of them."""
+    if value not in allowed:
+        raise ValueError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}.")
+
+
 def check_hyperparameter(name: str, value, label: str | None = None) -> None:
     """ValueError unless `value` is in the allowed range of the SWEEPABLE field `name`.
 
@@ -306,7 +348,7 @@ def check_hyperparameter(name: str, value, label: str | None = None) -> None:
     `purejaxvpg.train` every element of a sweep's HyperParams (label "hparams.<name>").
     """
     label = label or name
-    if name in ("gamma", "gae_lambda"):
+    if name in ("gamma", "gae_lambda", "greedy_start", "greedy_end"):
         _require_unit_interval(label, value)
     elif name == "value_iters":
         require_int(label, value, low=1)
@@ -331,7 +373,8 @@ def _require_unit_interval(name: str, value) -> None:
 
 # Hyperparameters that are plain numbers and may be batched arrays: a sweep vmaps over
 # them like over seeds (see HyperParams in train.py).
-SWEEPABLE = ("policy_lr", "value_lr", "gamma", "gae_lambda", "ent_coef", "value_iters")
+SWEEPABLE = ("policy_lr", "value_lr", "gamma", "gae_lambda", "ent_coef", "value_iters",
+             "greedy_start", "greedy_end")
 
 # Shipped per-environment settings (Config.preset). Anything not listed keeps its default.
 # The defaults solve CartPole-v1, Catch and Acrobot-v1; MountainCar-v0 needs observation

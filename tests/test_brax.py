@@ -51,7 +51,7 @@ def test_brax_contract_time_limit_is_truncation_and_final_observation_is_kept():
 
 
 def test_brax_training_smoke_run():
-    config = pjv.Config(env_id=ENV_ID, total_steps=4 * 32 * 3, num_envs=4, num_steps=32)
+    config = pjv.Config(env_id=ENV_ID, total_steps=4 * 32 * 3, num_envs=4, num_steps=32, eval_every=0)
     result = pjv.train(config, num_seeds=2)
     assert result.metrics["policy_loss"].shape == (2, 3)
     for name, values in result.metrics.items():

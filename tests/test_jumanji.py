@@ -236,7 +236,7 @@ def test_a_library_truncation_discount_1_is_truncated_not_terminated(maze):
 
 
 def test_jumanji_training_smoke_run():
-    config = pjv.Config(env_id="jumanji/Snake-v1", total_steps=4 * 16 * 3, num_envs=4, num_steps=16)
+    config = pjv.Config(env_id="jumanji/Snake-v1", total_steps=4 * 16 * 3, num_envs=4, num_steps=16, eval_every=0)
     result = pjv.train(config, num_seeds=2)
     assert result.metrics["policy_loss"].shape == (2, 3)
     for name, values in result.metrics.items():

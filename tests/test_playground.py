@@ -143,7 +143,7 @@ def test_playground_refuses_other_playground_environments():
 
 
 def test_playground_training_smoke_run():
-    config = pjv.Config(env_id=ENV_ID, total_steps=4 * 16 * 2, num_envs=4, num_steps=16)
+    config = pjv.Config(env_id=ENV_ID, total_steps=4 * 16 * 2, num_envs=4, num_steps=16, eval_every=0)
     result = pjv.train(config, num_seeds=2)
     assert result.metrics["policy_loss"].shape == (2, 2)
     for name, values in result.metrics.items():

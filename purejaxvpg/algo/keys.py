@@ -6,8 +6,10 @@
     seed i's key -> split 4 (RunStreams):
       actor       initial policy parameters
       critic      initial value parameters
-      env         rollout.reset: the environments' resets, then the runner's key
-                  (actions and environment steps of every update)
+      env         rollout.reset: the environments' resets, then the runner's key;
+                  each rollout step splits it (step_keys) into the next runner key,
+                  the action sample's key, the environment step's key and, with a
+                  greedy schedule (greedy.py), the greedy coin's key
       evaluation  fold_in(evaluation, u): the evaluation after update u (in_run_eval_key)
 
 Every key is a child of exactly one parent through one `split` (or, for the per-update
@@ -62,6 +64,14 @@ class RunStreams:
     @classmethod
     def of(cls, key: jax.Array) -> RunStreams:
         return cls(*jax.random.split(key, 4))
+
+
+def step_keys(runner_key: jax.Array, greedy: bool) -> jax.Array:
+    """The keys of one rollout step [3], or with the greedy schedule [4]: (next runner key,
+    action, environment step[, greedy coin]). split(k, n)[i] does not depend on n
+    (partitionable threefry), so the coin is a fourth, independent child and the first three
+    are the same with or without it."""
+    return jax.random.split(runner_key, 4 if greedy else 3)
 
 
 def in_run_eval_key(evaluation: jax.Array, update) -> jax.Array:

@@ -121,11 +121,16 @@ class UpdateMetrics(_Metrics):
     policy_grad_norm: jax.Array = _metric("global norm of the policy gradient (before clipping)")
     value_grad_norm: jax.Array = _metric(
         "global norm of the first value step's gradient (before clipping)")
+    greedy_fraction: jax.Array = _metric(
+        "fraction of the update's rollout steps that took the policy's mode instead of a "
+        "sample (greedy schedule; 0 when it is off)")
 
     @classmethod
-    def of(cls, episodes: EpisodeSummary, finished, env_steps, policy, value, values, returns):
+    def of(cls, episodes: EpisodeSummary, finished, env_steps, policy, value, values, returns,
+           greedy=None):
         """From the update's pieces: policy / value are losses.PolicyStats / ValueStats,
-        values and returns V(s_t), R_t [T, E]."""
+        values and returns V(s_t), R_t [T, E]; greedy: the rollout's greedy flags [T, E]
+        (None: the schedule is off)."""
         return cls(
             episode_return=episodes.return_mean,
             episode_return_min=episodes.return_min,
@@ -142,6 +147,7 @@ class UpdateMetrics(_Metrics):
             explained_variance=explained_variance(values, returns),
             policy_grad_norm=policy.grad_norm,
             value_grad_norm=value.grad_norm,
+            greedy_fraction=jnp.zeros((), jnp.float32) if greedy is None else jnp.mean(greedy, dtype=jnp.float32),
         )
 
 

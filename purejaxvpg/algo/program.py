@@ -1,7 +1,7 @@
 """The whole run as one pure function of a PRNG key: `make_train(config) -> train(key)`.
 
     train(key) = run(init(key), updates 0 .. num_updates - 1)
-    update:  rollout -> values -> GAE -> policy step -> value steps -> metrics
+    update:  rollout -> values -> GAE -> weights (pg_weight) -> policy step -> value steps -> metrics
     every eval_every updates (optional): greedy and stochastic evaluation episodes
 
 `jax.jit(jax.vmap(train))(keys)` runs many seeds in one call. Nothing here touches the
@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 import envs
-from purejaxvpg.algo import envstack, gae, keys, losses, rollout
+from purejaxvpg.algo import envstack, gae, greedy, keys, losses, rollout, weights
 from purejaxvpg.algo.evaluate import make_evaluate
 from purejaxvpg.algo.metrics import EpisodeSummary, EvalMetrics, UpdateMetrics, summarize_episodes
 from purejaxvpg.algo.networks import Actor, Critic
@@ -39,6 +39,9 @@ class TrainState:
     episodes: EpisodeSummary  # last summary, carried when no episode ends
     updates_done: jax.Array  # int32 []
     eval_key: jax.Array  # evaluation's own stream: evaluating never changes training's
+    # pg_weight 'episode_return' only: the discounted return so far of each environment's
+    # episode in progress (weights.EpisodeSoFar, [E] leaves); None (no leaves) otherwise
+    episode_so_far: weights.EpisodeSoFar | None = None
 
 
 @struct.dataclass
@@ -55,6 +58,9 @@ class HyperParams:
     gae_lambda: object
     ent_coef: object
     value_iters: object
+    # the greedy schedule's ends (greedy.py); None (no leaf) or the number 0: off
+    greedy_start: object = None
+    greedy_end: object = None
 
     @classmethod
     def from_config(cls, config: Config) -> HyperParams:
@@ -145,6 +151,8 @@ def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
         episodes=EpisodeSummary.zeros(),
         updates_done=jnp.zeros((), jnp.int32),
         eval_key=streams.evaluation,
+        episode_so_far=weights.EpisodeSoFar.zeros(agent.config.num_envs)
+        if agent.config.pg_weight == "episode_return" else None,
     )
 
 
@@ -155,11 +163,16 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
     flat = lambda x: x.reshape(T * E, *x.shape[2:])  # noqa: E731  [T, E, ...] -> [T * E, ...]
     actor_optimizer, critic_optimizer = optimizers(agent, hp)
 
-    # 1. Rollout with the current policy: every leaf [T, E, ...].
+    # 1. Rollout with the current policy: every leaf [T, E, ...]; with the greedy schedule
+    #    a step takes the mode with probability p(k), k = this update's 0-based index.
+    greedy_on = greedy.is_on(hp.greedy_start, hp.greedy_end)
+    p_greedy = greedy.probability(c, hp.greedy_start, hp.greedy_end, state.updates_done) if greedy_on else None
     runner, batch = rollout.collect(
         lambda obs: agent.actor.apply(state.actor_params, obs),
-        stack.env, stack.env_params, stack.spec, state.runner, T, unroll=c.scan_unroll,
+        stack.env, stack.env_params, stack.spec, state.runner, T, unroll=c.scan_unroll, greedy=p_greedy,
     )
+    # the steps the policy-gradient term uses: all, or (greedy_policy_loss 'exclude') the sampled ones
+    sampled = flat(~batch.greedy) if greedy_on and c.greedy_policy_loss == "exclude" else None
 
     # 2. One critic pass over s_t and s'_t (the pre-reset next observation): V, V' [T, E].
     v = agent.critic.apply(state.critic_params, jnp.concatenate([flat(batch.obs), flat(batch.next_obs)]))
@@ -170,15 +183,20 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
         batch.reward, values, next_values, batch.terminated, batch.truncated,
         hp.gamma, hp.gae_lambda, method=c.gae_method, unroll=c.scan_unroll,
     )
+    # 3b. The weight of each grad log pi(a_t|s_t): A_t, R^f_t or R(tau) (Config.pg_weight).
+    advantages, episode_so_far = weights.policy_weights(
+        c.pg_weight, advantages, batch.reward, next_values, batch.terminated, batch.truncated,
+        state.episode_so_far, hp.gamma, unroll=c.scan_unroll,
+    )
     advantages = flat(advantages)
     if c.normalize_advantages:
-        advantages = losses.normalize(advantages)
+        advantages = losses.normalize(advantages, sampled)
 
     # 4. One policy-gradient step: theta <- theta + lr * mean_t[grad log pi(a_t|s_t) A_t].
     obs, actions = flat(batch.obs), flat(batch.action)
     actor_params, actor_opt_state, policy = losses.policy_step(
         agent.actor.apply, state.actor_params, state.actor_opt_state, actor_optimizer,
-        obs, actions, advantages, hp.ent_coef,
+        obs, actions, advantages, hp.ent_coef, **({} if sampled is None else {"weights": sampled}),
     )
 
     # 5. value_iters regression steps: phi <- phi - lr * grad mean_t[(V_phi(s_t) - R_t)^2].
@@ -193,10 +211,10 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
     )
     state = TrainState(
         actor_params, critic_params, actor_opt_state, critic_opt_state,
-        runner, episodes, state.updates_done + 1, state.eval_key,
+        runner, episodes, state.updates_done + 1, state.eval_key, episode_so_far,
     )
     metrics = UpdateMetrics.of(
-        episodes, finished, state.updates_done * (T * E), policy, value, values, returns
+        episodes, finished, state.updates_done * (T * E), policy, value, values, returns, batch.greedy
     )
     return state, metrics
 

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from envs.spaces import ActionSpec
+from purejaxvpg.algo import keys
+from purejaxvpg.algo.greedy import choose
 
 
 @struct.dataclass
@@ -30,7 +32,7 @@ class Rollout:
     """One rollout, time first: every leaf is [T, E, ...]."""
 
     obs: jax.Array  # s_t                            [T, E, *obs_shape]
-    action: jax.Array  # a_t (unclipped sample)      [T, E] or [T, E, *action_shape]
+    action: jax.Array  # a_t (unclipped sample, or the mode on a greedy step)  [T, E] or [T, E, *action_shape]
     reward: jax.Array  # r_t                         [T, E]
     terminated: jax.Array  # bool                    [T, E]
     truncated: jax.Array  # bool                     [T, E]
@@ -38,6 +40,7 @@ class Rollout:
     episode_return: jax.Array  # of the episode ending at t (valid where finished)  [T, E]
     episode_length: jax.Array  # [T, E]
     episode_finished: jax.Array  # bool              [T, E]
+    greedy: jax.Array | None = None  # bool: a_t is the mode (greedy schedule on)  [T, E]; else None
 
 
 def env_action(action: jax.Array, spec: ActionSpec) -> jax.Array:
@@ -59,19 +62,25 @@ def collect(
     runner: EnvRunnerState,
     num_steps: int,
     unroll: int = 1,
+    greedy=None,
 ) -> tuple[EnvRunnerState, Rollout]:
     """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env.
 
     `unroll` steps run per loop iteration (fewer iterations: less loop overhead on a GPU,
-    a longer compile).
+    a longer compile). `greedy`: None (every action a sample), or the probability (a scalar,
+    may be traced) that a step takes the policy's mode instead (greedy.choose).
 
     `env` is an envs.VecEnv stack with envs.EpisodeStatistics under it (its info carries
     the episode statistics).
     """
 
     def step(runner: EnvRunnerState, _):
-        key, key_action, key_env = jax.random.split(runner.key, 3)
-        action = policy(runner.obs).sample(key_action)
+        if greedy is None:
+            key, key_action, key_env = keys.step_keys(runner.key, greedy=False)
+            action, took_mode = policy(runner.obs).sample(key_action), None
+        else:
+            key, key_action, key_env, key_coin = keys.step_keys(runner.key, greedy=True)
+            action, took_mode = choose(policy(runner.obs), key_action, key_coin, greedy)
         next_obs, env_state, reward, terminated, truncated, info = env.step(
             key_env, runner.env_state, env_action(action, spec), env_params
         )
@@ -85,6 +94,7 @@ def collect(
             episode_return=info["episode_return"],
             episode_length=info["episode_length"],
             episode_finished=info["episode_finished"],
+            greedy=took_mode,
         )
         return EnvRunnerState(env_state, next_obs, key), transition
 

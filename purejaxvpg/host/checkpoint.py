@@ -31,6 +31,8 @@ from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES
 
 ITEMS = ("train_state", "history")  # the items of one checkpoint ("metrics" is orbax's own)
+# UpdateMetrics added since checkpoints were first written, with the value every older run had
+ADDED_METRICS = {"greedy_fraction": 0.0}  # no greedy schedule before it existed
 V0_FIELDS = {"updates_done": "update"}  # current TrainState field -> its name in layout v0
 
 
@@ -177,9 +179,13 @@ class Checkpoints:
         saved_fields = set(self.manager.metadata(step).item_metadata["train_state"].keys())
         v0 = "updates_done" not in saved_fields and "update" in saved_fields
         target = jax.tree.map(prng.data_shape, abstract_state)
-        if v0:  # the same tree, but with the fields under their old names
-            target = {V0_FIELDS.get(f.name, f.name): getattr(target, f.name)
-                      for f in dataclasses.fields(target)}
+        # fields added since the checkpoint was written are None (no leaves) in runs that do
+        # not use them (TrainState.episode_so_far): restore the others, the defaults fill them
+        added = {f.name for f in dataclasses.fields(target)
+                 if getattr(target, f.name) is None and f.name not in saved_fields}
+        if v0 or added:  # the same tree as a dict, under the fields' old names in v0
+            target = {V0_FIELDS.get(f.name, f.name) if v0 else f.name: getattr(target, f.name)
+                      for f in dataclasses.fields(target) if f.name not in added}
         out = self.manager.restore(
             step,
             args=ocp.args.Composite(
@@ -189,6 +195,11 @@ class Checkpoints:
         saved, metrics = out.train_state, {k: np.asarray(v) for k, v in out.history.items()}
         if v0:
             saved, metrics = _migrate(saved, metrics, type(abstract_state), step, eval_every)
+        elif added:
+            saved = type(abstract_state)(**saved)
+        for name, value in ADDED_METRICS.items():
+            if name not in metrics and "env_steps" in metrics:
+                metrics[name] = np.full(metrics["env_steps"].shape, value, np.float32)
         return step, prng.from_data(saved, abstract_state), metrics
 
     def close(self) -> None:

@@ -212,7 +212,7 @@ def train(
         agent = prepare(config)
     else:  # not cached: the environment object is not part of the config
         agent = Agent.build(config.validate(own_env=True), env=env, env_params=env_params)
-    inputs = (keys,) if hparams is None else (keys, _checked_hparams(hparams, num_seeds))
+    inputs = (keys,) if hparams is None else (keys, _checked_hparams(hparams, num_seeds, config))
     run = whole_run(agent, sweep=hparams is not None)
     fit = seeds_that_fit(agent, env, env_params)
     if chunk_size is None:
@@ -272,15 +272,20 @@ def train(
     )
 
 
-def _checked_hparams(hparams, num_seeds: int) -> HyperParams:
+def _checked_hparams(hparams, num_seeds: int, config: Config) -> HyperParams:
     """A sweep's HyperParams with leaves as arrays [num_seeds], every element in its
     Config field's range (config.check_hyperparameter); ValueError naming
-    `hparams.<field>` otherwise. Runs before anything compiles."""
+    `hparams.<field>` otherwise. Runs before anything compiles. A greedy-schedule end left
+    None takes the config's value, and stays None (no leaf: the schedule off) if that is 0."""
     if not isinstance(hparams, HyperParams):
         raise ValueError(f"hparams: must be a purejaxvpg.HyperParams, got {type(hparams).__name__}.")
     leaves = {}
     for name in SWEEPABLE:
         label = f"hparams.{name}"
+        if getattr(hparams, name) is None and name in ("greedy_start", "greedy_end"):
+            value = getattr(config, name)
+            leaves[name] = None if value == 0 else jnp.full((num_seeds,), value, jnp.float32)
+            continue
         leaf = np.asarray(getattr(hparams, name))
         if leaf.shape != (num_seeds,):
             raise ValueError(f"{label}: must have shape ({num_seeds},), got {leaf.shape}.")

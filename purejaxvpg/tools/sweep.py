@@ -231,7 +231,8 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
     base = HyperParams.from_config(config)
     columns = {
         name: jnp.repeat(jnp.asarray([st.get(name, getattr(base, name)) for st in settings]), S)
-        for name in SWEEPABLE
+        for name in SWEEPABLE  # a greedy end no setting names: the config's (the driver fills it in)
+        if not name.startswith("greedy_") or any(name in st for st in settings)
     }
     keys = jnp.tile(seed_keys(seed, S), G)  # seed j of every setting: the same key
     result = train(config, keys=keys, hparams=HyperParams(**columns))
