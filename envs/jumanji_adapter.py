@@ -97,13 +97,8 @@ class JumanjiEnv:
 def make(name: str):
     """(env, params) for "jumanji/<name>" (envs.suites' builder); a ValueError names what is
     unsupported (an unknown id, a multi-agent or multi-discrete environment)."""
-    try:
-        import jumanji
-    except ImportError as error:  # found by find_spec, yet broken (e.g. a mismatched jax)
-        raise ValueError(
-            f"env_id: Jumanji is installed but does not import ({error}); "
-            "reinstall it: pip install 'purejaxvpg[jumanji]'."
-        ) from error
+    import jumanji  # a failure: envs.suites names the extra
+
     if name not in jumanji.registered_environments():
         from envs.suites import suite_of
 

@@ -37,9 +37,17 @@ class Suite:
         return _installed(self.package)
 
     def build(self, name: str):
-        """(env, params) for one name of this suite; imports the adapter (and its library) now."""
+        """(env, params) for one name of this suite; imports the adapter (and its library) now.
+        A library that `find_spec` finds but that fails to import (e.g. built for another jax)
+        is reported here, once for every suite, naming the extra to reinstall."""
         module_name, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module_name), function)(name)
+        try:
+            return getattr(importlib.import_module(module_name), function)(name)
+        except ImportError as error:
+            raise ValueError(
+                f"env_id: {self.prefix}{name}: {self.package} is installed but does not import ({error}); "
+                f"reinstall it: pip install 'purejaxvpg[{self.extra}]'."
+            ) from error
 
 
 @functools.cache

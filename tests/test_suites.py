@@ -99,3 +99,13 @@ def test_the_cli_refuses_an_unsupported_suite_environment_naming_its_spec(capsys
     err = capsys.readouterr().err
     assert code == 2 and "jumanji/Minesweeper-v0 has a MultiDiscreteArray action spec" in err, err
     assert "Traceback" not in err
+
+
+def test_a_suite_that_is_installed_but_does_not_import_names_its_extra():
+    """One place for every suite: an ImportError while building becomes a ValueError naming the extra."""
+    broken = suites.Suite(prefix="fake/", package="json", extra="fake", names=("x",),
+                          builder="no_such_adapter_module_xyz:make")
+    with pytest.raises(ValueError, match=r"^env_id: fake/x: json is installed but does not import "
+                                         r"\(No module named 'no_such_adapter_module_xyz'\); "
+                                         r"reinstall it: pip install 'purejaxvpg\[fake\]'\.$"):
+        broken.build("x")
