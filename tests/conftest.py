@@ -1,4 +1,10 @@
 import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import pytest
@@ -48,3 +54,21 @@ def forbid_jit(monkeypatch) -> None:
     """Stricter and cheaper than forbid_compiling: even building a jitted function raises
     Compiles (argument checks that come before any tracing)."""
     monkeypatch.setattr(jax, "jit", _refuse)
+
+
+def interrupt_then_resume_and_evaluate(out: Path, newest: int, pythonpath: str | None = None, timeout: int = 600):
+    """Make the run directory `out` look interrupted (checkpoint `newest` and the results gone),
+    then `train --resume` and `eval` it in a fresh interpreter; returns the finished process."""
+    shutil.rmtree(out / "checkpoints" / str(newest))
+    recorded = json.loads((out / "config.json").read_text())
+    del recorded["results"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    (out / "metrics.npz").unlink()
+    script = ("import sys; from purejaxvpg.tools import cli; "
+              f"sys.exit(cli.main(['train', '--resume', {str(out)!r}, '--no-progress']) "
+              f"or cli.main(['eval', {str(out)!r}, '--episodes', '2']))")
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, os.environ.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          cwd=out.parent, timeout=timeout)

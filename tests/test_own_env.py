@@ -10,7 +10,6 @@ episode length) of exactly max_steps_in_episode.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import forbid_compiling
+from conftest import forbid_compiling, interrupt_then_resume_and_evaluate
 from own_env_fixture import PickArm, PickParams
 
 import envs
@@ -82,16 +81,7 @@ def test_a_cli_run_of_an_import_path_resumes_and_evaluates_in_a_fresh_process(tm
     assert np.all(whole["episode_length"][:, -1] == 5.0)  # --env-param reached the environment
 
     # interrupted after update 20: the newest checkpoint and the results gone
-    shutil.rmtree(out / "checkpoints" / "40")
-    del recorded["results"]
-    (out / "config.json").write_text(json.dumps(recorded))
-    (out / "metrics.npz").unlink()
-    script = ("import sys; from purejaxvpg.tools import cli; "
-              f"sys.exit(cli.main(['train', '--resume', {str(out)!r}, '--no-progress']) "
-              f"or cli.main(['eval', {str(out)!r}, '--episodes', '2']))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+    done = interrupt_then_resume_and_evaluate(out, newest=40, pythonpath=str(TESTS), timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr and "update 20 of 40" in done.stderr
     resumed = np.load(out / "metrics.npz")

@@ -6,13 +6,11 @@ adapter, and XLand's reward formula 1 - 0.9 * steps / max_steps.
 
 import functools
 import json
-import shutil
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import interrupt_then_resume_and_evaluate
 
 import envs
 import purejaxvpg as pjv
@@ -171,14 +169,8 @@ def test_training_by_the_cli_resumes_and_evaluates_in_a_fresh_process(tmp_path):
         assert np.all(np.isfinite(values)), name
     recorded = json.loads((out / "config.json").read_text())
     assert recorded["config"]["env_id"] == "xminigrid/" + EMPTY
-    shutil.rmtree(out / "checkpoints" / "4")  # interrupted after update 2: newest checkpoint and results gone
-    del recorded["results"]
-    (out / "config.json").write_text(json.dumps(recorded))
-    (out / "metrics.npz").unlink()
-    script = ("import sys; from purejaxvpg.tools import cli; "
-              f"sys.exit(cli.main(['train', '--resume', {str(out)!r}, '--no-progress']) "
-              f"or cli.main(['eval', {str(out)!r}, '--episodes', '2']))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    # interrupted after update 2: the newest checkpoint and the results gone
+    done = interrupt_then_resume_and_evaluate(out, newest=4)
     assert done.returncode == 0, done.stderr
     assert "update 2 of 4" in done.stderr
     resumed = np.load(out / "metrics.npz")
