@@ -57,3 +57,9 @@ def flatten_observation(obs) -> jax.Array:
     """
     leaves = jax.tree.leaves(obs)
     return jnp.concatenate([jnp.ravel(jnp.asarray(leaf, jnp.float32)) for leaf in leaves])
+
+
+def raw_key(key) -> jax.Array:
+    """The uint32 key data the libraries take, from the typed key the trainer passes (a raw
+    key is passed through)."""
+    return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import end_flags, select
+from envs.autoreset import end_flags, raw_key, select
 
 PREFIX = "brax/"  # the names are listed in envs.suites
 
@@ -75,7 +75,7 @@ class BraxEnv:
         return spaces.Box(-jnp.inf, jnp.inf, (self._env.observation_size,), jnp.float32)
 
     def reset(self, key, params=None):
-        brax_state = _strong(self._env.reset(jax.random.key_data(key) if _typed(key) else key))
+        brax_state = _strong(self._env.reset(raw_key(key)))
         return brax_state.obs, BraxState(brax_state, jnp.zeros((), jnp.int32))
 
     def step(self, key, state: BraxState, action, params=None):
@@ -102,6 +102,3 @@ def _strong(tree):
     reset and step states have the same types (lax.scan carries require it)."""
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)) if not hasattr(x, "dtype") else x, tree)
 
-
-def _typed(key) -> bool:
-    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 
-import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
+from envs.autoreset import raw_key
 from envs.legacy import LegacyStep
 
 PREFIX = "craftax/"  # the names are listed in envs.suites
@@ -67,10 +67,10 @@ class CraftaxRaw:
         return spaces.Box(0.0, 1.0, tuple(box.shape), jnp.float32)
 
     def reset_env(self, key, params: CraftaxParams):
-        return self._env.reset_env(_raw(key), params.library())
+        return self._env.reset_env(raw_key(key), params.library())
 
     def step_env(self, key, state, action, params: CraftaxParams):
-        obs, state, reward, done, info = self._env.step_env(_raw(key), state, action, params.library())
+        obs, state, reward, done, info = self._env.step_env(raw_key(key), state, action, params.library())
         return obs, state, jnp.asarray(reward, jnp.float32), jnp.asarray(done, bool), info
 
 
@@ -79,7 +79,3 @@ def make(name: str):
     raw = CraftaxRaw(name)
     return LegacyStep(raw), raw.default_params
 
-
-def _raw(key):
-    """Craftax wants raw uint32 keys; the trainer passes typed ones."""
-    return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key

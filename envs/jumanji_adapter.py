@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import flatten_observation, select, timestep_flags
+from envs.autoreset import flatten_observation, raw_key, select, timestep_flags
 
 PREFIX = "jumanji/"  # the names are listed in envs.suites
 FALLBACK_LIMIT = 1000  # max_steps_in_episode of environments without a time limit of their own
@@ -76,7 +76,7 @@ class JumanjiEnv:
         return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
 
     def reset(self, key, params=None):
-        state, timestep = self._env.reset(_raw(key))
+        state, timestep = self._env.reset(raw_key(key))
         return flatten_observation(timestep.observation), JumanjiState(state, jnp.zeros((), jnp.int32))
 
     def step(self, key, state: JumanjiState, action, params=None):
@@ -147,7 +147,3 @@ def _action_space(name: str, library_env):
         "specs.DiscreteArray (Discrete) and float specs.BoundedArray (Box) only."
     )
 
-
-def _raw(key):
-    """Jumanji wants a raw uint32 key; the trainer passes typed ones."""
-    return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import end_flags, flatten_observation, select
-from envs.brax_adapter import _WARP_NOISE, _strong, _typed
+from envs.autoreset import end_flags, flatten_observation, raw_key, select
+from envs.brax_adapter import _WARP_NOISE, _strong
 
 PREFIX = "playground/"  # the names are listed in envs.suites
 IMPL = "jax"
@@ -107,7 +107,7 @@ class PlaygroundEnv:
         return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
 
     def reset(self, key, params=None):
-        pg_state = _strong(self._env.reset(jax.random.key_data(key) if _typed(key) else key))
+        pg_state = _strong(self._env.reset(raw_key(key)))
         return _obs(pg_state), PlaygroundState(pg_state, jnp.zeros((), jnp.int32))
 
     def step(self, key, state: PlaygroundState, action, params=None):
