@@ -41,6 +41,43 @@ def test_seed_alone_equals_seed_inside_a_batch(tiny_config, tiny_result):
                                 jax.tree.map(lambda v: v[5], tiny_result.metrics), rtol=1e-5, atol=1e-6)
 
 
+def _first(tree, n):
+    return jax.tree.map(lambda v: v[:n], tree)
+
+
+def test_seed_results_do_not_depend_on_its_batch_bit_for_bit(tiny_config, tiny_result):
+    """Discrete actions: seeds 0-1 trained as a pair give the very numbers they give among
+    8 (CPU, bit for bit): every update's metrics and the final parameters. (Reductions over
+    a seed's samples once summed in an order set by the batch size.)"""
+    pair = pjv.train(tiny_config, keys=pjv.seed_keys(0, 8)[:2])
+    chex.assert_trees_all_equal(pair.metrics, _first(tiny_result.metrics, 2))
+    chex.assert_trees_all_equal(pair.params, _first(tiny_result.params, 2))
+
+
+def test_continuous_seed_results_and_evaluations_do_not_depend_on_its_batch_bit_for_bit():
+    """The same with a Gaussian policy and evaluations (eval_every): a pair vs a triple."""
+    config = pjv.Config(env_id="Pendulum-v1", num_envs=4, num_steps=50, total_steps=4 * 50 * 4,
+                        eval_every=2, eval_episodes=1)
+    keys = pjv.seed_keys(0, 3)
+    pair, triple = pjv.train(config, keys=keys[:2]), pjv.train(config, keys=keys)
+    assert pair.eval_metrics["eval_return_greedy"].shape == (2, 2)
+    chex.assert_trees_all_equal(pair.metrics, _first(triple.metrics, 2))
+    chex.assert_trees_all_equal(pair.eval_metrics, _first(triple.eval_metrics, 2))
+    chex.assert_trees_all_equal(pair.params, _first(triple.params, 2))
+
+
+def test_initial_state_of_a_seed_alone_equals_it_inside_a_batch(tiny_config):
+    """Initial weights (orthogonal init) and environments, bit for bit, one seed vs three."""
+    from purejaxvpg.algo import program
+
+    agent = program.Agent.build(tiny_config)
+    init = jax.jit(jax.vmap(lambda key: program.init(agent, program.HyperParams.from_config(tiny_config), key)))
+    keys = pjv.seed_keys(0, 3)
+    data = lambda tree: jax.tree.map(  # noqa: E731
+        lambda v: jax.random.key_data(v) if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key) else v, tree)
+    chex.assert_trees_all_equal(data(init(keys[:1])), _first(data(init(keys)), 1))
+
+
 def test_same_key_same_result(tiny_config, tiny_result):
     again = pjv.train(tiny_config, num_seeds=8, seed=0)
     chex.assert_trees_all_equal(again.metrics, tiny_result.metrics)

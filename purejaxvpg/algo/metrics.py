@@ -37,7 +37,7 @@ def summarize_episodes(
     finished: jax.Array,
     previous: EpisodeSummary,
 ) -> tuple[EpisodeSummary, jax.Array]:
-    """Mean / min / max over the episodes that finished (`finished` [T, E] bool).
+    """Mean / min / max over the episodes that finished (`finished` bool, any shape: [T * E] in update).
 
     Unfinished episodes are masked out by a count, so they never enter the mean and no
     NaN appears; if no episode finished, the previous update's summary is carried forward.
@@ -129,7 +129,7 @@ class UpdateMetrics(_Metrics):
     def of(cls, episodes: EpisodeSummary, finished, env_steps, policy, value, values, returns,
            greedy=None):
         """From the update's pieces: policy / value are losses.PolicyStats / ValueStats,
-        values and returns V(s_t), R_t [T, E]; greedy: the rollout's greedy flags [T, E]
+        values and returns V(s_t), R_t [T * E]; greedy: the rollout's greedy flags [T * E]
         (None: the schedule is off)."""
         return cls(
             episode_return=episodes.return_mean,

@@ -24,6 +24,10 @@ def orthogonal(scale: float = 1.0):
     and the run hangs forever in block_until_ready. Gram-Schmidt (done twice, "twice is
     enough" for float32) on a Gaussian matrix gives the same distribution, the Q factor
     of a QR with positive diag(R), which is Haar-distributed.
+
+    The projection is written `v @ q`: for one seed XLA compiled `q.T @ v` as a transposed
+    copy and a fused loop that sums in another order than the batched dot it uses for
+    several seeds, so a seed's initial weights depended on how many seeds ran with it.
     """
 
     def init(key, shape, dtype=jnp.float32):
@@ -35,7 +39,7 @@ def orthogonal(scale: float = 1.0):
         def add_column(j, q):
             v = a[:, j]
             for _ in range(2):  # q's columns >= j are still zero, so they project to nothing
-                v = v - q @ (q.T @ v)
+                v = v - q @ (v @ q)  # not q.T @ v (see the docstring)
             return q.at[:, j].set(v / jnp.linalg.norm(v))
 
         q = jax.lax.fori_loop(0, tall[1], add_column, jnp.zeros(tall, jnp.float32))

@@ -160,7 +160,15 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
     """One VPG update on one rollout of num_steps x num_envs steps."""
     c, stack = agent.config, agent.stack
     T, E = c.num_steps, c.num_envs
-    flat = lambda x: x.reshape(T * E, *x.shape[2:])  # noqa: E731  [T, E, ...] -> [T * E, ...]
+    # [T, E, ...] -> [T * E, ...], on the CPU materialised seed-major. Under vmap a scan's
+    # outputs are [T, seeds, E]; without the barrier XLA folds the seed-major transpose into
+    # each later reduction over T * E, whose summation order then depends on the number of
+    # seeds. With it, every reduction over a seed's samples reads them contiguously, in the
+    # same order for any batch of seeds (a seed's results do not depend on the device count
+    # or chunk it ran in: tests/test_train.py, test_devices.py). Not on accelerators, where
+    # bit-for-bit is not promised and the extra copy has not been measured.
+    barrier = jax.lax.optimization_barrier if jax.default_backend() == "cpu" else (lambda x: x)
+    flat = lambda x: barrier(x.reshape(T * E, *x.shape[2:]))  # noqa: E731
     actor_optimizer, critic_optimizer = optimizers(agent, hp)
 
     # 1. Rollout with the current policy: every leaf [T, E, ...]; with the greedy schedule
@@ -207,14 +215,15 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
 
     # 6. Metrics, reduced to scalars.
     episodes, finished = summarize_episodes(
-        batch.episode_return, batch.episode_length, batch.episode_finished, state.episodes
+        flat(batch.episode_return), flat(batch.episode_length), flat(batch.episode_finished), state.episodes
     )
     state = TrainState(
         actor_params, critic_params, actor_opt_state, critic_opt_state,
         runner, episodes, state.updates_done + 1, state.eval_key, episode_so_far,
     )
     metrics = UpdateMetrics.of(
-        episodes, finished, state.updates_done * (T * E), policy, value, values, returns, batch.greedy
+        episodes, finished, state.updates_done * (T * E), policy, value, flat(values), flat(returns),
+        None if batch.greedy is None else flat(batch.greedy),
     )
     return state, metrics
 
