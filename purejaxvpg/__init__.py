@@ -6,12 +6,47 @@
     purejaxvpg/tools/   the command line, sweeps, benchmarks
 """
 
-from purejaxvpg.algo.keys import seed_keys
-from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES, EvalMetrics, UpdateMetrics
-from purejaxvpg.algo.program import HyperParams, TrainState, make_train
-from purejaxvpg.config import PRESETS, Config
-from purejaxvpg.host.driver import TrainResult, train
-from purejaxvpg.host.policy import load_policy
+import importlib
+from typing import TYPE_CHECKING
+
+# name -> module that defines it: imported on first use, so `import purejaxvpg` touches no
+# device and `purejaxvpg.distributed.initialize()` can still run first (jax.distributed
+# must start before anything initialises a backend, which importing gymnax does)
+_LAZY = {
+    "seed_keys": "purejaxvpg.algo.keys",
+    "EVAL_METRIC_NAMES": "purejaxvpg.algo.metrics", "METRIC_NAMES": "purejaxvpg.algo.metrics",
+    "EvalMetrics": "purejaxvpg.algo.metrics", "UpdateMetrics": "purejaxvpg.algo.metrics",
+    "HyperParams": "purejaxvpg.algo.program", "TrainState": "purejaxvpg.algo.program",
+    "make_train": "purejaxvpg.algo.program",
+    "PRESETS": "purejaxvpg.config", "Config": "purejaxvpg.config",
+    "TrainResult": "purejaxvpg.host.driver", "train": "purejaxvpg.host.driver",
+    "load_policy": "purejaxvpg.host.policy",
+}
+_MODULES = {"distributed": "purejaxvpg.host.distributed"}  # pjv.distributed.initialize(...)
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
+    from purejaxvpg.algo.keys import seed_keys
+    from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES, EvalMetrics, UpdateMetrics
+    from purejaxvpg.algo.program import HyperParams, TrainState, make_train
+    from purejaxvpg.config import PRESETS, Config
+    from purejaxvpg.host import distributed
+    from purejaxvpg.host.driver import TrainResult, train
+    from purejaxvpg.host.policy import load_policy
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once
+        return value
+    raise AttributeError(f"module 'purejaxvpg' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY, *_MODULES])
+
 
 __all__ = [
     "Config",
@@ -23,6 +58,7 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "UpdateMetrics",
+    "distributed",
     "load_policy",
     "make_train",
     "seed_keys",

@@ -16,7 +16,10 @@ Every key is a child of exactly one parent through one `split` (or, for the per-
 evaluation keys, one `fold_in` of a key nothing else uses), so two consumers never share
 a key. (Mixing `split` and `fold_in` on the same parent would: with partitionable
 threefry, `fold_in(k, i) == split(k, n)[i]`.) Seed i's key is `split(training, n)[i]`,
-which does not depend on n: a seed trained alone equals the same seed in a batch.
+which does not depend on n: a seed trained alone equals the same seed in a batch, and seeds
+K..K+N-1 trained on their own (`--seed-start K --num-seeds N`) equal those seeds of one run.
+That needs jax's partitionable threefry (jax_threefry_partitionable, the default since
+jax 0.5.0, which pyproject.toml requires).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from purejaxvpg.config import require_int
 
 # jax.random.key keeps the low 32 bits of a seed (key(2**32) == key(0)) and fails above 2**63.
 MAX_SEED = 2**32 - 1
+# seed indices of a base seed: fold_in takes a uint32 (see _children)
+MAX_SEEDS = 2**32
 
 
 def roots(seed) -> jax.Array:
@@ -38,18 +43,34 @@ def roots(seed) -> jax.Array:
     return jax.random.split(jax.random.key(seed), 2)
 
 
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """The training keys of seeds 0..num_seeds-1 [num_seeds]: key i belongs to seed i
-    whatever num_seeds is."""
-    num_seeds = require_int("num_seeds", num_seeds, low=1)
-    return jax.random.split(roots(seed)[0], num_seeds)
+def seed_range(num_seeds: int, start: int = 0) -> range:
+    """Seeds start..start+num_seeds-1, checked: ValueError naming `num_seeds` or
+    `seed_start` unless both are integers, num_seeds >= 1, start >= 0 and the last
+    index is below MAX_SEEDS."""
+    num_seeds = require_int("num_seeds", num_seeds, low=1, high=MAX_SEEDS)
+    start = require_int("seed_start", start, low=0, high=MAX_SEEDS - num_seeds)
+    return range(start, start + num_seeds)
 
 
-def eval_keys(seed: int, num_seeds: int) -> jax.Array:
-    """The keys of `purejaxvpg eval --seed seed` for a run's seeds [num_seeds]: a stream
-    disjoint from every training key (of any base seed)."""
-    num_seeds = require_int("num_seeds", num_seeds, low=1)
-    return jax.random.split(roots(seed)[1], num_seeds)
+def _children(parent: jax.Array, seeds: range) -> jax.Array:
+    """`split(parent, seeds.stop)[seeds.start:]` without the first seeds.start keys:
+    with partitionable threefry, child i of a split is fold_in(parent, i) whatever the
+    split's size (tests/test_merge.py checks the two agree)."""
+    index = jnp.asarray(np.arange(seeds.start, seeds.stop, dtype=np.uint32))
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(parent, index)
+
+
+def seed_keys(seed: int, num_seeds: int, start: int = 0) -> jax.Array:
+    """The training keys of seeds start..start+num_seeds-1 [num_seeds] of base seed
+    `seed`: key i belongs to seed i whatever the number of seeds or the range, so runs of
+    seed ranges together train the same seeds as one run (`purejaxvpg merge`)."""
+    return _children(roots(seed)[0], seed_range(num_seeds, start))
+
+
+def eval_keys(seed: int, num_seeds: int, start: int = 0) -> jax.Array:
+    """The keys of `purejaxvpg eval --seed seed` for a run's seeds start..start+num_seeds-1
+    [num_seeds]: a stream disjoint from every training key (of any base seed)."""
+    return _children(roots(seed)[1], seed_range(num_seeds, start))
 
 
 @struct.dataclass

@@ -108,7 +108,8 @@ class Checkpoints:
             self.manager.save(
                 updates_done,
                 args=ocp.args.Composite(
-                    train_state=ocp.args.StandardSave(prng.to_data(state)),
+                    # numpy: every process holds all of it and process 0 writes it (several processes)
+                    train_state=ocp.args.StandardSave(jax.tree.map(np.asarray, prng.to_data(state))),
                     history=ocp.args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
                 ),
                 force=True,
@@ -160,7 +161,7 @@ class Checkpoints:
                       + ("; trying the previous one" if candidate != candidates[-1] else ""), file=sys.stderr)
                 continue
             if set_aside_damaged and damaged:
-                for bad in damaged:
+                for bad in damaged if jax.process_index() == 0 else ():  # several processes: one renames
                     aside, n = self.dir / f"damaged-{bad}", 1
                     while aside.exists():
                         aside, n = self.dir / f"damaged-{bad}-{n}", n + 1

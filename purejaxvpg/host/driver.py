@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from purejaxvpg.algo.metrics import EvalMetrics, UpdateMetrics
 from purejaxvpg.algo.program import Agent, HyperParams, TrainState
 from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter, require_int
 from purejaxvpg.host import chunks, memory
+from purejaxvpg.host import devices as placement
 from purejaxvpg.host.policy import seed_policy
 
 
@@ -48,6 +50,28 @@ def whole_run(agent: Agent, sweep: bool = False):
     return jax.jit(jax.vmap(lambda key: program.train(agent, const, key)))
 
 
+def sharded_run(agent: Agent, mesh, sweep: bool = False, impl=None):
+    """`whole_run` split over the mesh's seed axis (devices.over_seeds): f(key_data[,
+    hparams]) -> to_data((state, UpdateMetrics, EvalMetrics)), every input and output leaf
+    [num_seeds, ...] with num_seeds a multiple of the mesh size. `impl`: the keys' PRNG
+    implementation (the default one if None)."""
+    const = HyperParams.from_config(agent.config)
+
+    def body(key_data, hparams=None):
+        keys = jax.random.wrap_key_data(key_data, impl=impl)
+        if sweep:
+            return prng.to_data(jax.vmap(lambda key, hp: program.train(agent, hp, key))(keys, hparams))
+        return prng.to_data(jax.vmap(lambda key: program.train(agent, const, key))(keys))
+
+    return jax.jit(placement.over_seeds(body, mesh))
+
+
+def _state_shape(agent: Agent, num_seeds: int = 1):
+    """The batched TrainState's structure (which leaves are PRNG keys), by tracing init only."""
+    hp = HyperParams.from_config(agent.config)
+    return jax.eval_shape(jax.vmap(lambda key: program.init(agent, hp, key)), prng.seed_keys(0, num_seeds))
+
+
 def compile_timed(jitted, *args):
     """(compiled executable, seconds spent lowering and compiling)."""
     start = time.perf_counter()
@@ -56,20 +80,33 @@ def compile_timed(jitted, *args):
 
 
 @functools.lru_cache(maxsize=8)
-def compile_blocks(config: Config, num_seeds: int, block: int):
-    """(init, step, abstract state) for num_seeds seeds in blocks of `block` updates:
-    init(keys) -> state; step(state, first_update) -> (state, UpdateMetrics [block],
-    EvalMetrics [block // eval_every]). Cached, so resuming or rerunning in one process
-    does not compile again."""
+def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
+    """(init, step, abstract state) for num_seeds seeds (a multiple of the mesh size) in
+    blocks of `block` updates, split over the mesh's seed axis (devices.mesh(): every
+    device). init(key_data) -> state; step(state, first_update) -> (state, UpdateMetrics
+    [block], EvalMetrics [block // eval_every]); the state is in key-data form
+    (keys.to_data), `abstract` its typed structure (which leaves are keys). Cached, so
+    resuming or rerunning in one process does not compile again."""
     agent, hp = prepare(config), HyperParams.from_config(config)
-    keys = prng.seed_keys(0, num_seeds)  # only shapes matter here
-    init = jax.jit(jax.vmap(lambda key: program.init(agent, hp, key)))
+    mesh = placement.mesh() if mesh is None else mesh
+    typed = _state_shape(agent, num_seeds)
+
+    def init(key_data):
+        return prng.to_data(jax.vmap(lambda key: program.init(agent, hp, key))(jax.random.wrap_key_data(key_data)))
+
+    def step(state, first):
+        state = prng.from_data(state, typed)
+        state, metrics, evals = jax.vmap(lambda s: program.run(agent, hp, s, first, block))(state)
+        return prng.to_data(state), metrics, evals
+
+    key_data = placement.abstract(placement.host_keys(prng.seed_keys(0, num_seeds)), mesh)  # shapes only
+    init = jax.jit(placement.over_seeds(init, mesh))
     step = jax.jit(
-        jax.vmap(lambda state, first: program.run(agent, hp, state, first, block), in_axes=(0, None)),
+        placement.over_seeds(step, mesh, in_specs=(placement.SPLIT, placement.REPLICATED)),
         donate_argnums=0 if jax.default_backend() != "cpu" else (),  # CPU cannot donate
     )
-    abstract = jax.eval_shape(init, keys)
-    return init.lower(keys).compile(), step.lower(abstract, jnp.int32(0)).compile(), abstract
+    state = placement.abstract(jax.eval_shape(init, key_data), mesh)
+    return init.lower(key_data).compile(), step.lower(state, jnp.int32(0)).compile(), typed
 
 
 def abstract_state(config: Config, num_seeds: int):
@@ -120,6 +157,7 @@ class TrainResult:
     eval_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
     updates_trained: int | None = None  # updates run in this call (None: all of them)
+    devices: int = 1  # devices the seed axis was split over
 
     @functools.cached_property
     def diverged_at(self) -> np.ndarray:
@@ -186,10 +224,14 @@ def train(
     hparams: HyperParams | None = None,
     env=None,
     env_params=None,
+    devices=None,
+    seed_start: int = 0,
 ) -> TrainResult:
     """Train `num_seeds` independent seeds in jitted, vmapped calls.
 
-    `keys` (shape [num_seeds]) overrides `seed`; seed i always gets `seed_keys(seed, n)[i]`.
+    `keys` (shape [num_seeds]) overrides `seed` and `seed_start`; seed i always gets
+    `seed_keys(seed, n)[i]`, and with `seed_start` K the run trains seeds K..K+num_seeds-1
+    (`seed_keys(seed, num_seeds, start=K)`: one range of a run split across jobs).
     When the seeds would not fit in device memory (estimate, see memory.py), they run in
     sequential chunks of `chunk_size` seeds (automatic unless given); a seed's result does
     not depend on the chunk it ran in. With `results_dir`, every finished chunk is written
@@ -205,40 +247,48 @@ def train(
     `env`/`env_params`: train this environment object (any that honours the contract in
     envs/__init__.py) instead of building config.env_id, which then only names the run.
     Nothing is registered; for a run a new process can resume, use an import-path env_id.
+
+    `devices`: where the seeds run (devices.select: None or "all" for every device of the
+    run, N for the first N, or a list of jax.Device); the seed axis is split over them
+    (one-axis mesh), chunks are per device, and seed i's result does not depend on the
+    device count.
     """
-    keys = prng.seed_keys(seed, num_seeds) if keys is None else prng.check_keys(keys)
+    keys = prng.seed_keys(seed, num_seeds, start=seed_start) if keys is None else prng.check_keys(keys)
     num_seeds = int(keys.shape[0])
+    mesh = placement.mesh(devices)
     if env is None:
         agent = prepare(config)
     else:  # not cached: the environment object is not part of the config
         agent = Agent.build(config.validate(own_env=True), env=env, env_params=env_params)
-    inputs = (keys,) if hparams is None else (keys, _checked_hparams(hparams, num_seeds, config))
-    run = whole_run(agent, sweep=hparams is not None)
-    fit = seeds_that_fit(agent, env, env_params)
+    checked = None if hparams is None else _checked_hparams(hparams, num_seeds, config)
+    inputs = (placement.host_keys(keys),) if checked is None else (placement.host_keys(keys), checked)
+    count = mesh.size
+    fit = seeds_that_fit(agent, env, env_params)  # per device
     if chunk_size is None:
-        chunk_size = min(num_seeds, fit)
+        per_device = min(math.ceil(num_seeds / count), fit)
     else:
         require_int("chunk_size", chunk_size, low=1)
-        if chunk_size > fit:
+        per_device = math.ceil(min(chunk_size, num_seeds) / count)
+        if per_device > fit:
             raise ValueError(
-                f"chunk_size: at most {fit} seeds fit in device memory (estimate), got {chunk_size}."
+                f"chunk_size: at most {fit * count} seeds fit in the memory of {count} device(s) "
+                f"({fit} per device, estimate), got {chunk_size}."
             )
-        chunk_size = min(chunk_size, num_seeds)
+    chunk_size = per_device * count  # seeds per call: the last chunk and the mesh padded
+    run = sharded_run(agent, mesh, sweep=checked is not None, impl=jax.random.key_impl(keys))
 
     def take(first, last):
-        """Seeds first..last-1 of the inputs, the last chunk padded to chunk_size seeds
-        (same shape: no second compile)."""
-        part = jax.tree.map(lambda x: x[first:last], inputs)
-        pad = chunk_size - (last - first)
-        return part if not pad else jax.tree.map(
-            lambda x: jnp.concatenate([x, jnp.broadcast_to(x[-1:], (pad, *x.shape[1:]))]), part
-        )
+        """Seeds first..last-1 of the inputs, padded to chunk_size seeds (same shape: no
+        second compile), laid out over the mesh."""
+        part = jax.tree.map(lambda x: np.asarray(x)[first:last], inputs)
+        return placement.shard(placement.pad(part, chunk_size), mesh)
 
-    store, abstract = None, None
+    store = None
     if results_dir is not None:  # checked before compiling: a refused dir costs no compile
-        store = chunks.ChunkStore(results_dir, config, keys, None if hparams is None else inputs[1])
-        abstract = jax.eval_shape(run, *take(0, chunk_size))  # restores saved PRNG keys
-    compiled, compile_seconds = compile_timed(run, *take(0, chunk_size))
+        store = chunks.ChunkStore(results_dir, config, keys, checked)
+    first_inputs = take(0, min(chunk_size, num_seeds))
+    abstract = jax.eval_shape(run, *first_inputs)
+    compiled, compile_seconds = compile_timed(run, *first_inputs)
     parts, run_seconds, loaded, trained = [], 0.0, 0, 0
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
@@ -247,28 +297,29 @@ def train(
             parts.append(saved)
             loaded += 1
             continue
+        chunk_inputs = first_inputs if first == 0 else take(first, last)
         start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*take(first, last)))
+        out = jax.block_until_ready(compiled(*chunk_inputs))
         run_seconds += time.perf_counter() - start
         trained += last - first
-        if num_seeds > chunk_size:  # several chunks: keep finished ones on the host
-            out = jax.tree.map(lambda x: prng.to_host(x, last - first), out)
+        out = jax.tree.map(lambda x: x[: last - first], placement.gather(out))  # padding dropped
         if store:
             store.save(first, last, out)
         parts.append(out)
 
     final_state, metrics, evals = parts[0] if len(parts) == 1 else jax.tree.map(
-        prng.concatenate, *parts
+        lambda *xs: np.concatenate(xs), *parts
     )
     return result(
-        config, final_state, metrics, evals,
+        config, prng.from_data(final_state, _state_shape(agent)), metrics, evals,
         num_seeds=num_seeds,
-        hparams=None if hparams is None else inputs[1],
+        hparams=checked,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         chunk_size=chunk_size,
         chunks_loaded=loaded,
         seeds_trained=trained,
+        devices=count,
     )
 
 

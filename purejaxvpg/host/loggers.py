@@ -108,9 +108,11 @@ class CsvLogger(Logger):
 
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / "metrics.csv"
+        self.first_seed = 0  # the run's seed_start: rows name global seeds
 
     def start(self, config: Config, run: dict, updates_done: int) -> None:
         header = rundir.csv_header(dict.fromkeys(METRIC_NAMES))
+        self.first_seed = run.get("seed_start", 0)
         kept = []
         if updates_done and self.path.is_file():
             lines = self.path.read_text().split("\n")[:-1]  # the last piece: partial or empty
@@ -124,7 +126,7 @@ class CsvLogger(Logger):
 
     def log_block(self, block: Block) -> None:
         with open(self.path, "a") as handle:
-            handle.write(rundir.csv_rows(block.metrics, block.first_update))
+            handle.write(rundir.csv_rows(block.metrics, block.first_update, self.first_seed))
 
 
 def _update_of(line: str) -> int:

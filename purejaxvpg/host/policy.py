@@ -19,6 +19,7 @@ import envs
 from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo.policy import make_policy
 from purejaxvpg.config import Config, require_int
+from purejaxvpg.host import devices as placement
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, steps
 
@@ -61,18 +62,24 @@ def load_policy(run_dir: str | Path, seed: int = 0):
     return seed_policy(config, state, num_seeds, seed)
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0) -> dict:
+def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None) -> dict:
     """Greedy and stochastic episodes of every seed of a run's newest checkpoint, in one
-    jitted, vmapped call. Writes and returns the record of RUN_DIR/eval.json: per mode,
-    each seed's mean return, the mean episode length and IQM / mean / median with CIs."""
+    jitted, vmapped call split over `devices` (devices.select; None: every device). Writes
+    and returns the record of RUN_DIR/eval.json: per mode, each seed's mean return, the
+    mean episode length and IQM / mean / median with CIs."""
     from purejaxvpg.algo.evaluate import make_evaluate  # looked up now: tests record its keys
     from purejaxvpg.report import stats
 
     require_int("episodes", episodes, low=1)
+    mesh = placement.mesh(devices)
     config, num_seeds, updates_done, state = restore_latest(run_dir, what="evaluate")
-    evaluate = jax.jit(jax.vmap(make_evaluate(config, driver.prepare(config).actor, episodes)))
-    eval_keys = prng.eval_keys(seed, num_seeds)  # disjoint from the training keys
-    out = evaluate(state.actor_params, state.runner.env_state, eval_keys).as_dict()
+    evaluate = jax.vmap(make_evaluate(config, driver.prepare(config).actor, episodes))
+    # eval keys: disjoint from the training keys; everything crosses the mesh as plain arrays
+    start = rundir.read_config(run_dir)[1].get("seed_start", 0)  # a seed range: its global seeds' keys
+    typed = (state.actor_params, state.runner.env_state, prng.eval_keys(seed, num_seeds, start=start))
+    inputs = placement.pad(jax.tree.map(np.asarray, prng.to_data(typed)), placement.padded(num_seeds, mesh.size))
+    run = jax.jit(placement.over_seeds(lambda *data: evaluate(*prng.from_data(data, typed)), mesh))
+    out = jax.tree.map(lambda x: x[:num_seeds], placement.gather(run(*placement.shard(inputs, mesh)).as_dict()))
 
     record = {"run_dir": str(run_dir), "env_id": config.env_id, "num_seeds": num_seeds,
               "updates_done": updates_done, "episodes_per_seed": episodes, "seed": seed}

@@ -1,13 +1,17 @@
 """The run directory: everything a reviewer needs to rerun and check a number.
 
 RUN_DIR/config.json          the Config, the run options, package versions, backend,
-                             device, git commit; after the run, timings and final returns;
-                             one entry in "resumes" per --resume (its own versions, commit)
-RUN_DIR/metrics.csv          one row per seed and update: seed, update, env_steps, every metric;
+                             device, git commit, the code version (chunks.code_version: what
+                             `purejaxvpg merge` compares); after the run, timings and final
+                             returns; one entry in "resumes" per --resume (its own versions,
+                             commit, code version); in a merged run, "merged": the runs merged
+RUN_DIR/metrics.csv          one row per seed and update: seed (its global index,
+                             seed_start + i), update, env_steps, every metric;
                              appended block by block while training (a killed run keeps its
                              curve), rewritten whole, seed by seed, when the run ends
 RUN_DIR/metrics.npz          the same arrays [num_seeds, num_updates], plus evaluations
-                             [num_seeds, num_evals] and their env steps
+                             [num_seeds, num_evals] and their env steps, and `seed` [num_seeds]:
+                             the global seed indices
 RUN_DIR/learning_curve.png   IQM of the episodic return across seeds with a 95% bootstrap band
 RUN_DIR/checkpoints/         orbax checkpoints (see checkpoint.py)
 RUN_DIR/tensorboard/, wandb-run-id   with `--log tensorboard` / `--log wandb` (loggers.py)
@@ -39,6 +43,7 @@ import numpy as np
 
 from purejaxvpg.algo.metrics import METRIC_NAMES
 from purejaxvpg.config import Config
+from purejaxvpg.host.chunks import code_version
 from purejaxvpg.report import plots
 
 PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
@@ -48,8 +53,9 @@ LOCK_NAME = ".purejaxvpg.lock"
 
 
 def environment() -> dict:
-    """Package versions, backend, devices and the git commit of the source tree."""
-    versions = {}
+    """Package versions, backend, devices, the git commit of the source tree and the code
+    version (chunks.code_version: versions and a digest of the source)."""
+    versions, code = {}, code_version()
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -60,7 +66,9 @@ def environment() -> dict:
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
         "device_count": jax.device_count(),
-        "git_commit": git_commit(),
+        "process_count": jax.process_count(),  # >1: a jax.distributed run over several processes
+        "git_commit": code["git_commit"],
+        "code": code,
     }
 
 
@@ -243,21 +251,30 @@ class RunLock:
                 break
 
 
-def write_metrics(run_dir: Path, result) -> list[Path]:
-    """metrics.npz, then metrics.csv of a run (each written whole or not at all; a failed
-    write is an OSError naming the file, its temporary file removed)."""
+class NoLock:
+    """What the other processes of a distributed run hold: process 0 holds the RunLock."""
+
+    def release(self) -> None: ...
+
+    def remove_created(self) -> None: ...
+
+
+def write_metrics(run_dir: Path, result, seed_start: int = 0) -> list[Path]:
+    """metrics.npz, then metrics.csv of a run whose seeds are seed_start.. (each written
+    whole or not at all; a failed write is an OSError naming the file, its temporary file
+    removed)."""
     try:
-        return _write_metrics(Path(run_dir), result)
+        return _write_metrics(Path(run_dir), result, seed_start)
     except OSError as error:
         for tmp in Path(run_dir).glob("metrics.*.tmp"):
             tmp.unlink(missing_ok=True)
         raise OSError(f"could not write the metrics into {run_dir}: {error.strerror or error}") from error
 
 
-def _write_metrics(run_dir: Path, result) -> list[Path]:
+def _write_metrics(run_dir: Path, result, seed_start: int) -> list[Path]:
     m = result.metrics
     npz_path = Path(run_dir) / "metrics.npz"
-    arrays = dict(m)
+    arrays = dict(m, seed=seed_start + np.arange(m["env_steps"].shape[0]))
     arrays.update(result.eval_metrics)
     if result.eval_metrics:
         arrays["eval_env_steps"] = result.eval_env_steps[: next(iter(result.eval_metrics.values())).shape[1]]
@@ -268,7 +285,7 @@ def _write_metrics(run_dir: Path, result) -> list[Path]:
 
     csv_path = Path(run_dir) / "metrics.csv"
     tmp = csv_path.with_name(csv_path.name + ".tmp")
-    tmp.write_text(csv_header(m) + csv_rows(m))
+    tmp.write_text(csv_header(m) + csv_rows(m, first_seed=seed_start))
     tmp.replace(csv_path)
     return [csv_path, npz_path]
 
@@ -282,13 +299,14 @@ def csv_header(metrics: dict) -> str:
     return ",".join(["seed", "update", "env_steps", *_csv_names(metrics)]) + "\n"
 
 
-def csv_rows(metrics: dict, first_update: int = 0) -> str:
+def csv_rows(metrics: dict, first_update: int = 0, first_seed: int = 0) -> str:
     """metrics.csv lines of name -> [num_seeds, updates] (seed by seed, update by update;
-    updates numbered from first_update). A session appends each block's lines as it
-    finishes (host/loggers.py) and the end of a run rewrites the file whole: same text."""
+    updates numbered from first_update, seeds from first_seed: the run's seed_start). A
+    session appends each block's lines as it finishes (host/loggers.py) and the end of a
+    run rewrites the file whole: same text."""
     names = _csv_names(metrics)
     num_seeds, num_updates = metrics["env_steps"].shape
-    seed = np.repeat(np.arange(num_seeds), num_updates)
+    seed = np.repeat(np.arange(first_seed, first_seed + num_seeds), num_updates)
     update = np.tile(np.arange(first_update, first_update + num_updates), num_seeds)
     columns = [seed, update, metrics["env_steps"].reshape(-1)] + [metrics[n].reshape(-1) for n in names]
     table = np.column_stack([c.astype(np.float64) for c in columns])

@@ -25,13 +25,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config, require_int
-from purejaxvpg.host import driver
+from purejaxvpg.host import devices as placement
+from purejaxvpg.host import distributed, driver
 from purejaxvpg.host.checkpoint import Checkpoints
 from purejaxvpg.host.driver import TrainResult
 
@@ -45,15 +47,23 @@ class RunOptions:
 
     num_seeds: int = 8
     seed: int = 0
+    # the run trains seeds seed_start..seed_start+num_seeds-1 of `seed`'s key sequence
+    # (keys.seed_keys): ranges trained apart combine with `purejaxvpg merge`
+    seed_start: int = 0
     log_every: int = 0  # updates per block (progress refresh); 0: num_updates / 50
     # updates between checkpoints; None: about a tenth of the run in whole blocks
     # (`checkpoint_interval`); 0: only the final one (and on interruption)
     checkpoint_every: int | None = None
     progress: bool = True  # draw a progress bar on stderr
+    # where the seeds run (devices.select): "all" devices of the run, or the first N; the
+    # results do not depend on it, so a resumed run may change it
+    devices: str | int = "all"
 
     def validate(self) -> RunOptions:
         require_int("num_seeds", self.num_seeds, low=1)
+        placement.select(self.devices)
         require_int("seed", self.seed, low=0, high=prng.MAX_SEED)
+        prng.seed_range(self.num_seeds, self.seed_start)
         require_int("log_every", self.log_every, low=0)
         if self.checkpoint_every is not None:
             require_int("checkpoint_every", self.checkpoint_every, low=0)
@@ -194,10 +204,18 @@ def run(
             )
     block = options.block(config)
     every = options.checkpoint_interval(config)
-    keys = prng.seed_keys(options.seed, options.num_seeds)
+    keys = prng.seed_keys(options.seed, options.num_seeds, start=options.seed_start)
+    mesh = placement.mesh(options.devices)
+    n, padded = options.num_seeds, placement.padded(options.num_seeds, mesh.size)
     start = time.perf_counter()
-    init, step, abstract = driver.compile_blocks(config, options.num_seeds, block)
+    init, step, _ = driver.compile_blocks(config, padded, block, mesh)
     compile_seconds = time.perf_counter() - start  # ~0 when this process compiled it before
+    abstract = driver.abstract_state(config, n)  # what a checkpoint holds: the n seeds, typed
+
+    def on_host(state):
+        """The n seeds' state on the host in key-data form (the padding dropped): what a
+        checkpoint saves and the result holds, whatever the device layout."""
+        return jax.tree.map(lambda x: x[:n], placement.gather(state))
 
     checkpoints = Checkpoints(run_dir) if run_dir is not None else None
     done, parts, eval_parts = 0, [], []
@@ -206,8 +224,9 @@ def run(
                                                    eval_every=config.eval_every)
         parts.append({k: v for k, v in saved.items() if k in METRIC_NAMES})
         eval_parts.append({k: v for k, v in saved.items() if k in EVAL_METRIC_NAMES})
+        state = placement.shard(placement.pad(prng.to_data(state), padded), mesh)
     else:
-        state = init(keys)
+        state = init(placement.shard(placement.pad(placement.host_keys(keys), padded), mesh))
     if on_start is not None:
         on_start(done)
 
@@ -218,14 +237,22 @@ def run(
     run_seconds, first_done, last_saved = 0.0, done, done
     try:
         with _FinishTheBlock() as signals:
-            while done < stop and signals.received is None:
+            # several processes stop after the same block: on the signal any of them got, all-gathered
+            several, agreed = distributed.is_distributed(), None
+
+            def stopping() -> int | None:
+                return agreed if several else signals.received
+
+            while done < stop and stopping() is None:
                 start = time.perf_counter()
                 state, metrics, evals = step(state, jnp.int32(done))
                 valid = min(block, U - done)
-                parts.append({k: np.asarray(v)[:, :valid] for k, v in metrics.as_dict().items()})  # waits
+                metrics, evals = placement.gather((metrics.as_dict(), evals.as_dict()))  # waits
+                agreed = distributed.first_signal(signals.received) if several else None
+                parts.append({k: v[:n, :valid] for k, v in metrics.items()})
                 run_seconds += time.perf_counter() - start
                 if config.eval_every:
-                    eval_parts.append({k: np.asarray(v) for k, v in evals.as_dict().items()})
+                    eval_parts.append({k: v[:n] for k, v in evals.items()})
                 done += valid
                 rate = options.num_seeds * (done - first_done) * config.batch_size / run_seconds
                 progress.advance(done * config.batch_size, rate)
@@ -235,10 +262,10 @@ def run(
                     new_evals = {k: v[:, :new] for k, v in eval_parts[-1].items()} if new else {}
                     on_block(done, parts[-1], new_evals)
                 if checkpoints is not None and done < U and (
-                    signals.received is not None or (every and done - last_saved >= every)
+                    stopping() is not None or (every and done - last_saved >= every)
                 ):
                     try:
-                        checkpoints.save(done, state, _history(config, parts, eval_parts, done))
+                        checkpoints.save(done, on_host(state), _history(config, parts, eval_parts, done))
                     except OSError as error:  # e.g. a full disk: the run goes on, the next one retries
                         print(f"purejaxvpg: warning: {error}; training goes on", file=sys.stderr)
                     last_saved = done
@@ -247,12 +274,13 @@ def run(
         raise
     finally:
         progress.close()
-    if signals.received is not None and done < U:
+    if stopping() is not None and done < U:
         if checkpoints is not None:
             checkpoints.close()
-        raise Interrupted(signals.received, done)
+        raise Interrupted(stopping(), done)
 
     history = _history(config, parts, eval_parts, done)
+    state = prng.from_data(on_host(state), abstract)
     result = driver.result(
         config, state, _join(parts), _join(eval_parts), done,
         num_seeds=options.num_seeds,
@@ -261,6 +289,7 @@ def run(
         chunk_size=options.num_seeds,
         seeds_trained=options.num_seeds,
         updates_trained=done - first_done,  # a resumed run trained only the rest
+        devices=mesh.size,
     )
     try:
         if on_result is not None:
@@ -290,11 +319,12 @@ def check(config: Config, options: RunOptions) -> None:
     """Everything a session refuses, checked without compiling or writing: the config,
     the options and whether the seeds fit in device memory (estimate)."""
     options.validate()
-    fit = driver.seeds_that_fit(driver.prepare(config))
+    count = len(placement.select(options.devices))
+    fit = driver.seeds_that_fit(driver.prepare(config)) * count
     if options.num_seeds > fit:
         raise ValueError(
-            f"num_seeds: at most {fit} seeds fit in device memory (estimate) for a session; "
-            f"got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
+            f"num_seeds: at most {fit} seeds fit in the memory of {count} device(s) (estimate) for a "
+            f"session; got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
         )
 
 

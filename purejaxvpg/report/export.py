@@ -238,7 +238,7 @@ def long_table(runs: list[Run], metrics=("episode_return",), at: str = "all") ->
             parts.append({
                 "run": np.full(seeds * points, run.label, dtype=object),
                 "env_id": np.full(seeds * points, run.env_id, dtype=object),
-                "seed": np.repeat(np.arange(seeds), points),
+                "seed": np.repeat(run.arrays.get("seed", np.arange(seeds)), points),  # global indices
                 "update": np.tile(update, seeds).astype(np.int64),
                 "env_steps": np.asarray(env_steps, np.int64).reshape(-1),
                 "metric": np.full(seeds * points, metric, dtype=object),

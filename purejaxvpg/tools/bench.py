@@ -30,6 +30,7 @@ import numpy as np
 from purejaxvpg.algo.keys import seed_keys
 from purejaxvpg.algo.program import make_train
 from purejaxvpg.config import Config
+from purejaxvpg.host import devices as placement
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.tools.flops import flops_of, loop_aware_flops
 from purejaxvpg.tools.hardware import hardware, hardware_name, load_average, matmul_peak, peak_device_bytes
@@ -61,6 +62,23 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or min(seeds) < 1:
         raise ValueError(f"num_seeds: expected comma-separated integers >= 1, got {text!r}.")
     return seeds
+
+
+def parse_devices(text: str) -> list[int]:
+    """'1,2,4,8' -> [1, 2, 4, 8]; a ValueError naming --devices for anything else. A single
+    count above the devices there are is refused; in a list of several it is skipped
+    (`measure`), so one command line serves machines of any size."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise ValueError(f"--devices: expected distinct comma-separated device counts >= 1, got {text!r}.")
+    available = len(jax.devices())
+    if len(counts) == 1 and counts[0] > available:
+        raise ValueError(f"--devices: must be between 1 and {available} (the {jax.default_backend()} devices "
+                         f"there are), got {counts[0]}.")
+    return counts
 
 
 def seeds_that_fit(config: Config) -> int:
@@ -105,27 +123,37 @@ def measure(
     seed: int = 0,
     flops_per_step: float | None = None,
     peak_flops_per_second: float | None = None,
+    devices: int = 1,
 ) -> dict:
-    """One point: compile, a first call, then a timed second call of all seeds at once.
+    """One point: compile, a first call, then a timed second call of all seeds at once,
+    split over the first `devices` devices (driver.sharded_run: the path every run takes;
+    the seeds padded to a multiple of the devices, only the real seeds' steps counted).
 
     With `flops_per_step` (`flops_per_env_step`) and `peak_flops_per_second`
     (`matmul_peak`) the point also gets the compute-bound estimate (`compute_bound`).
     """
-    point = {"num_seeds": num_seeds}
+    point = {"num_seeds": num_seeds, "devices": devices}
+    if devices > len(jax.devices()):
+        return {**point, "skipped": f"{devices} devices asked for, {len(jax.devices())} available"}
     agent = driver.prepare(config)
-    fit = seeds_that_fit(config)
+    fit = seeds_that_fit(config) * devices
     if num_seeds > fit:
-        return {**point, "skipped": f"estimated to need more memory than the device has (fits {fit})"}
-    keys = seed_keys(seed, num_seeds)
-    compiled, compile_s = driver.compile_timed(driver.whole_run(agent), keys)
+        return {**point, "skipped": f"estimated to need more memory than {devices} device(s) have (fits {fit})"}
+    mesh = placement.mesh(devices)
+    padded = placement.padded(num_seeds, devices)
+    keys = placement.shard(placement.pad(placement.host_keys(seed_keys(seed, num_seeds)), padded), mesh)
+    compiled, compile_s = driver.compile_timed(driver.sharded_run(agent, mesh), keys)
     jax.block_until_ready(compiled(keys))
     start = time.perf_counter()
     _, metrics, _ = jax.block_until_ready(compiled(keys))
     run_s = time.perf_counter() - start
-    final = np.asarray(metrics.episode_return[:, -1])
+    final = placement.gather(metrics.episode_return)[:num_seeds, -1]
     steps = num_seeds * config.num_updates * config.batch_size
     point = {
         **point,
+        "padded_seeds": padded,
+        "device_kind": mesh.devices.flat[0].device_kind,
+        "process_count": jax.process_count(),
         "compile_seconds": compile_s,
         "run_seconds": run_s,
         "env_steps_per_second": steps / run_s,
@@ -142,17 +170,23 @@ def measure(
     return point
 
 
-def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print) -> Path:
-    """Measure every scenario at every seed count; write JSON (and a plot if matplotlib is there).
+def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print, devices: list[int] = (1,)) -> Path:
+    """Measure every scenario at every seed count on each count of `devices` (counts above
+    the devices there are: skipped points); write JSON (and a plot if matplotlib is there).
 
     The matmul peak is measured before and after the points and the higher of the two is
     used: other work on a shared machine only ever lowers a measurement, and the higher
     peak gives the higher bound, so the gap is never flattered. Both samples are recorded.
     The file is `<hardware>-throughput.json` for all scenarios, `<hardware>-<scenarios>-throughput.json`
-    for a subset (a run of one scenario does not overwrite the full sweep).
+    for a subset (a run of one scenario does not overwrite the full sweep), with
+    `-devices-1-2-4` added when other device counts than 1 are measured.
     """
+    usable = [d for d in devices if d <= len(jax.devices())]
+    if not usable:
+        raise ValueError(f"--devices: none of {list(devices)} is available ({len(jax.devices())} devices here); "
+                         "nothing measured, nothing written.")
     for name in scenarios:  # nothing measured would overwrite a results file with skips only
-        fit = seeds_that_fit(SCENARIOS[name])
+        fit = seeds_that_fit(SCENARIOS[name]) * max(usable)
         if any(n <= fit for n in seeds):
             break
     else:
@@ -166,6 +200,8 @@ def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print) -> Pat
         "hardware": hw,
         "date": time.strftime("%Y-%m-%d"),
         "load_average_at_start": load_average(),  # other work on a shared machine shows here
+        "process_count": jax.process_count(),
+        "devices": list(devices),  # the device counts asked for (each point names its own)
         "runs": [],
     }
     samples = [matmul_peak()]
@@ -188,14 +224,14 @@ def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print) -> Pat
             f"{time.perf_counter() - start:.1f} s to count)"
         )
         points = []
-        for n in seeds:
-            point = measure(config, n)
+        for d, n in ((d, n) for d in devices for n in seeds):
+            point = measure(config, n, devices=d)
             points.append(point)
             if "skipped" in point:
-                log(f"{name:>14} {n:>6} seeds: skipped ({point['skipped']})")
+                log(f"{name:>14} {n:>6} seeds x{d:>2} devices: skipped ({point['skipped']})")
             else:
                 log(
-                    f"{name:>14} {n:>6} seeds: compile {point['compile_seconds']:6.1f} s  "
+                    f"{name:>14} {n:>6} seeds x{d:>2} devices: compile {point['compile_seconds']:6.1f} s  "
                     f"run {point['run_seconds']:7.2f} s  {point['env_steps_per_second']:>14,.0f} steps/s  "
                     f"final return {point['final_return_mean']:.1f}"
                 )
@@ -220,13 +256,15 @@ def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print) -> Pat
     )
     for run_ in record["runs"]:
         run_["points"] = [
-            p if "skipped" in p else compute_bound(p, run_["flops_per_env_step"], peak["flops_per_second"])
+            # d devices: d times one device's measured matmul throughput (an upper bound)
+            p if "skipped" in p else compute_bound(p, run_["flops_per_env_step"],
+                                                   peak["flops_per_second"] * p["devices"])
             for p in run_["points"]
         ]
         for p in run_["points"]:
             if "skipped" not in p:
                 log(
-                    f"{scenario_of(run_):>14} {p['num_seeds']:>6} seeds: "
+                    f"{scenario_of(run_):>14} {p['num_seeds']:>6} seeds x{p['devices']:>2} devices: "
                     f"{p['env_steps_per_second']:>14,.0f} steps/s "
                     f"of a compute-bound {p['compute_bound_env_steps_per_second']:>14,.0f}: "
                     f"{100 * p['fraction_of_compute_bound']:.1f}%"
@@ -234,6 +272,7 @@ def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print) -> Pat
     if all("skipped" in p for run_ in record["runs"] for p in run_["points"]):
         raise ValueError("num_seeds: every point was skipped (memory estimate); nothing written.")
     subset = "" if sorted(scenarios) == sorted(SCENARIOS) else "-" + "-".join(scenarios)
+    subset += "" if list(devices) == [1] else "-devices-" + "-".join(map(str, devices))
     path = out_dir / f"{hardware_name(hw)}{subset}-throughput.json"
     rundir.write_json(path, record)  # atomic: a killed run leaves the committed file whole
     plot(record, path.with_suffix(".png"), log)
@@ -256,11 +295,15 @@ def plot(record: dict, path: Path, log=print) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for run_ in record["runs"]:
         name, done = scenario_of(run_), [p for p in run_["points"] if "skipped" not in p]
-        seeds, speeds = [p["num_seeds"] for p in done], [p["env_steps_per_second"] for p in done]
-        (line,) = ax.loglog(seeds, speeds, "o-", label=name)
-        bound = [p.get("compute_bound_env_steps_per_second") for p in done]
-        if bound and bound[0]:  # the same for every seed count: FLOPs per step are per seed
-            ax.axhline(bound[0], color=line.get_color(), ls="--", lw=1, label=f"{name} compute-bound")
+        counts = sorted({p.get("devices", 1) for p in done})  # files before issue 13: one device
+        for d in counts:
+            seeds = [p["num_seeds"] for p in done if p.get("devices", 1) == d]
+            speeds = [p["env_steps_per_second"] for p in done if p.get("devices", 1) == d]
+            label = name if counts == [1] else f"{name}, {d} device(s)"
+            (line,) = ax.loglog(seeds, speeds, "o-", label=label)
+            bound = [p.get("compute_bound_env_steps_per_second") for p in done if p.get("devices", 1) == d]
+            if bound and bound[0]:  # the same for every seed count: FLOPs per step are per seed
+                ax.axhline(bound[0], color=line.get_color(), ls="--", lw=1, label=f"{label} compute-bound")
     ax.set_xlabel("seeds in one call")
     ax.set_ylabel("environment steps / s (compile excluded)")
     ax.set_title(record["hardware"]["device_kind"])

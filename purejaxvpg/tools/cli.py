@@ -4,8 +4,9 @@
   purejaxvpg train --resume RUN_DIR
   purejaxvpg eval RUN_DIR [--episodes 32]
   purejaxvpg sweep --env-id CartPole-v1 --grid policy_lr=3e-4,1e-3,3e-3 --num-seeds 16
-  purejaxvpg bench [--scenario cartpole-500k] [--num-seeds 1,16,256]
+  purejaxvpg bench [--scenario cartpole-500k] [--num-seeds 1,16,256] [--devices 1,2,4,8]
   purejaxvpg export RUN_DIR [LABEL=RUN_DIR ...] --format rliable|csv|parquet [--out FILE]
+  purejaxvpg merge RUN_DIR RUN_DIR ... --out RUN_DIR   (runs of --seed-start ranges as one run)
 
 Every Config field is a flag (`--policy-lr 1e-3`, `--hidden-sizes 64,64`,
 `--no-anneal-lr`, `--max-grad-norm none`) and a key of the `--config` TOML file;
@@ -39,6 +40,34 @@ def _parse_int_tuple(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from error
+
+
+def parse_devices(text: str) -> str | int:
+    """`--devices`: "all" or a number of devices >= 1 (checked against the devices there
+    are by `checked_devices`, once jax is up: after `--distributed` has started it)."""
+    text = text.strip().lower()
+    if text == "all":
+        return "all"
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number of devices >= 1, got {text!r}")
+    return count
+
+
+def checked_devices(value: str | int | None) -> str | int:
+    """`--devices` (None: "all") checked against the devices this run sees: a ValueError
+    naming --devices and the allowed range, before anything compiles."""
+    from purejaxvpg.host import devices
+
+    value = "all" if value is None else value
+    try:
+        devices.select(value)
+    except ValueError as error:
+        raise ValueError(f"--{error}") from None  # "--devices: must be between 1 and N ..."
+    return value
 
 
 def _parse_env_param(text: str) -> tuple[str, object]:
@@ -138,7 +167,8 @@ def _eval(args) -> int:
 
     lock = lock_existing(args.run_dir, "run_dir")
     try:
-        record = policy.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+        record = policy.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed,
+                                     devices=checked_devices(args.devices))
     finally:
         lock.release()
     rows = [("run", record["run_dir"]), ("environment", record["env_id"]),
@@ -160,6 +190,7 @@ def _sweep(args) -> int:
     config = config_from_args(args).validate()
     require_int("num_seeds", args.num_seeds, low=1)
     require_int("seed", args.seed, low=0, high=MAX_SEED)
+    devices = checked_devices(args.devices)
     grid = sweep.parse_grid(args.grid or [])
     ranges = sweep.parse_ranges(args.range or [])
     if bool(grid) == bool(ranges):
@@ -169,7 +200,7 @@ def _sweep(args) -> int:
     )
     if args.out is not None:  # before the work, not after it
         sweep.writable_dir(args.out)
-    result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed)
+    result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices)
     print(result.table())
     if args.out is not None:
         paths = result.write(args.out)
@@ -185,7 +216,7 @@ def _bench(args) -> int:
     if unknown:
         raise ValueError(f"scenario: unknown {unknown}; allowed: {list(bench.SCENARIOS)}")
     seeds = bench.parse_seeds(args.num_seeds)
-    path = bench.run(scenarios, seeds, args.out)
+    path = bench.run(scenarios, seeds, args.out, devices=bench.parse_devices(args.devices))
     print(f"wrote {path}")
     return 0
 
@@ -217,6 +248,16 @@ def _export(args) -> int:
     return 0
 
 
+def _merge(args) -> int:
+    from purejaxvpg.tools import merge
+
+    return merge.command(args)
+
+
+DEVICES_HELP = ("where the seeds run: every device of this machine (of every process with --distributed), "
+                "or the first N; the results do not depend on it (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purejaxvpg", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -226,13 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
     # None defaults: --resume must tell a flag given from one left out
     train.add_argument("--num-seeds", type=int, default=None, help="seeds trained at once (default: 8)")
     train.add_argument("--seed", type=int, default=None, help="base seed (default: 0)")
+    train.add_argument("--seed-start", type=int, default=None, metavar="K",
+                       help="train seeds K..K+N-1 (N: --num-seeds) of --seed's key sequence, e.g. one task "
+                            "of a Slurm array job; `purejaxvpg merge` joins the ranges into one run (default: 0)")
     train.add_argument("--out", type=Path, default=None,
                        help="run directory (default: runs/<env-id>-<date>-<time>)")
+    train.add_argument("--devices", type=parse_devices, default=None, metavar="N|all",
+                       help=DEVICES_HELP + "; a --resume may change it")
     train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                        help="continue an interrupted run from its newest intact checkpoint (from update 0, "
                             "with a message, if it has none); its config and options are read from "
-                            "RUN_DIR/config.json and only --checkpoint-every, --progress, --log and --wandb-group "
-                            "may be given with it")
+                            "RUN_DIR/config.json and only --checkpoint-every, --progress, --log, --wandb-group "
+                            "and --devices may be given with it")
     train.add_argument("--log-every", type=int, default=None,
                        help="updates per block between progress refreshes (default: about 50 blocks per run)")
     train.add_argument("--checkpoint-every", type=int, default=None,
@@ -247,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "written; a --resume keeps the run's choice unless given (--log '' for none)")
     train.add_argument("--wandb-group", default=None, metavar="GROUP",
                        help="W&B group of the run, e.g. one per sweep (default: the run directory's name)")
+    _add_distributed_flags(train)
     _add_config_source_flags(train)
     _add_config_flags(train)
 
@@ -254,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="a run directory written by `purejaxvpg train`")
     evaluate.add_argument("--episodes", type=int, default=32, help="episodes per seed for each policy (default: 32)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)")
+    evaluate.add_argument("--devices", type=parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
 
     sweep = commands.add_parser("sweep", help="a grid or random sample of hyperparameters x seeds in one jitted call")
     sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
@@ -263,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sampling range of one hyperparameter (log: log-uniform)")
     sweep.add_argument("--num-seeds", type=int, default=8, help="seeds per setting (default: 8)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    sweep.add_argument("--devices", type=parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
     sweep.add_argument("--out", type=Path, default=None,
                        help="write sweep.json (every run) and sweep.csv (one row per setting: its "
                        "hyperparameters, diverged runs, IQM / mean / median with 95%% CIs) into this folder")
@@ -276,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preset", action="append", dest="scenario", help=argparse.SUPPRESS)
     bench.add_argument("--num-seeds", default="1,16,256,1024,4096,8192",
                        help="comma-separated seed counts (default: 1,16,256,1024,4096,8192)")
+    bench.add_argument("--devices", default="1", metavar="N[,N...]",
+                       help="device counts to measure each point on, e.g. 1,2,4,8: the seeds split over the "
+                            "first N devices; a count above the devices there are is skipped in a list, "
+                            "refused alone (default: 1)")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"),
                        help="folder for <hardware>-throughput.json and .png")
 
@@ -295,7 +348,30 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--at", default=None, metavar="final|all",
                         help="the last point of each seed, or every update / evaluation (default: final for "
                              "rliable, all for csv / parquet)")
+
+    merge = commands.add_parser(
+        "merge", help="finished runs of seed ranges (train --seed-start K --num-seeds N) as one run directory")
+    merge.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                       help="finished runs of one config, base seed and code version, with ranges that neither "
+                            "overlap nor leave gaps (any order)")
+    merge.add_argument("--out", type=Path, required=True, help="the new run directory")
     return parser
+
+
+def _add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several machines (jax.distributed; start the same command once per process, --out on a shared filesystem)")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a jax.distributed run: the seeds split over every process's devices; process 0 "
+                            "writes the run directory and prints. Without the three flags below the cluster is "
+                            "detected (Slurm, Open MPI, TPU pod)")
+    group.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                       help="where process 0 runs the coordination service (with --distributed)")
+    group.add_argument("--num-processes", type=int, default=None, metavar="P", help="processes in the run")
+    group.add_argument("--process-id", type=int, default=None, metavar="I", help="this process: 0..P-1")
+    group.add_argument("--heartbeat-timeout", type=int, default=None, metavar="SECONDS",
+                       help="a process silent this long counts as lost and the others stop with an error "
+                            "(default: 100, jax's)")
 
 
 def _add_config_source_flags(parser: argparse.ArgumentParser) -> None:
@@ -312,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
-               "export": _export}[args.command]
+               "export": _export, "merge": _merge}[args.command]
     previous = _sigterm_interrupts()
     try:
         return handler(args)
@@ -327,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         return _error(f"{error}", 1)
     except Exception as error:
+        from purejaxvpg.host import distributed
+
+        if distributed.lost_process(error):  # a process of a distributed run died: exits now
+            distributed.stopped(error)
         if "RESOURCE_EXHAUSTED" not in str(error):
             raise  # a bug: keep its traceback
         first = str(error).strip().splitlines()[0][:300]

@@ -223,10 +223,12 @@ def writable_dir(path, name: str = "out") -> Path:
 
 
 def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
-        reps: int = 2000) -> SweepResult:
+        reps: int = 2000, devices=None, chunk_size: int | None = None) -> SweepResult:
     """Train every setting x seed in one jitted, vmapped call and summarise each setting.
     A run that diverges (non-finite metrics or parameters) is left out of its setting's
-    statistics and counted in `diverged_at`."""
+    statistics and counted in `diverged_at`. `devices`, `chunk_size` (driver.train): the
+    settings x seeds axis is split over those devices (None: every device), in calls of
+    chunk_size runs (None: as many as fit)."""
     G, S = len(settings), num_seeds
     base = HyperParams.from_config(config)
     columns = {
@@ -235,7 +237,7 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
         if not name.startswith("greedy_") or any(name in st for st in settings)
     }
     keys = jnp.tile(seed_keys(seed, S), G)  # seed j of every setting: the same key
-    result = train(config, keys=keys, hparams=HyperParams(**columns))
+    result = train(config, keys=keys, hparams=HyperParams(**columns), devices=devices, chunk_size=chunk_size)
     final = result.metrics["episode_return"][:, -1].reshape(G, S)
     diverged_at = result.diverged_at.reshape(G, S)
     return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result)

@@ -18,7 +18,7 @@ from purejaxvpg.report import summary
 from purejaxvpg.tools import cli
 
 # flags a resumed run may change: they do not alter what the run computes
-RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log", "--wandb-group")
+RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log", "--wandb-group", "--devices")
 
 
 def train(args) -> int:
@@ -26,7 +26,8 @@ def train(args) -> int:
     is written, the run directory locked for the whole session, and config.json written
     only once the program has compiled; a run that fails or is interrupted before its
     first checkpoint leaves nothing behind that would block the same command."""
-    from purejaxvpg.host import loggers, rundir, session
+    join_distributed(args)  # before anything uses a device (importing the environments does)
+    from purejaxvpg.host import distributed, loggers, rundir, session
 
     if args.resume is not None:
         return resume(args)
@@ -35,16 +36,24 @@ def train(args) -> int:
     options = session.RunOptions(
         num_seeds=8 if args.num_seeds is None else args.num_seeds,
         seed=0 if args.seed is None else args.seed,
+        seed_start=0 if args.seed_start is None else args.seed_start,
         log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every, progress=args.progress,
+        devices=cli.checked_devices(args.devices),
     ).validate()
     name = config.env_id.replace("/", "_").replace(":", "_")  # an import path's colon too
+    if args.out is None and distributed.is_distributed():
+        raise ValueError("out: a distributed run needs --out, a directory on a filesystem every process shares.")
     out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rundir.check_new_run_dir(out)
     session.check(config, options)  # memory estimate: before the directory exists
-    lock = rundir.RunLock(out)
+    distributed.barrier("checked")  # every process checked --out before process 0 creates it
+    primary = distributed.is_primary()  # only process 0 writes the run directory
+    lock = rundir.RunLock(out) if primary else rundir.NoLock()
     wrote = []
 
     def start(done: int) -> None:
+        if not primary:
+            return
         rundir.write_config(out, config, {**dataclasses.asdict(options), "log": list(log),
                                           "wandb_group": args.wandb_group})
         wrote.extend(out / name for name in ("config.json", "metrics.csv", "wandb-run-id", "tensorboard"))
@@ -53,13 +62,14 @@ def train(args) -> int:
         """Nothing to resume: remove what this run wrote, so its --out stays free."""
         from purejaxvpg.host.checkpoint import steps
 
-        if not steps(out) and not has_results(out):
+        if primary and not steps(out) and not has_results(out):
             for path in wrote:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             lock.remove_created()
 
     try:
-        rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
+        if primary:
+            rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
         return run_session(out, config, options, resume=False, on_start=start, discard=discard,
                         log=log, wandb_group=args.wandb_group)
     except BaseException:
@@ -74,11 +84,12 @@ def resume(args) -> int:
     differ; the resuming environment is appended to config.json's "resumes"."""
     import json
 
-    from purejaxvpg.host import loggers, rundir, session
+    from purejaxvpg.host import distributed, loggers, rundir, session
     from purejaxvpg.host.checkpoint import steps
 
     given = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(Config) if hasattr(args, f.name)]
     given += [flag for flag, value in (("--num-seeds", args.num_seeds), ("--seed", args.seed),
+                                       ("--seed-start", args.seed_start),
                                        ("--out", args.out), ("--config", args.config),
                                        ("--log-every", args.log_every)) if value is not None]
     given += ["--preset"] if args.preset else []
@@ -88,14 +99,15 @@ def resume(args) -> int:
             f"config and options recorded in {args.resume}/config.json (only {', '.join(RESUME_MAY_CHANGE)} "
             "may change). To train something else, leave out --resume and give a new --out."
         )
-    out = args.resume
-    lock = lock_existing(out, "resume")  # first: a run still compiling has no config.json yet
+    out, primary = args.resume, distributed.is_primary()  # only process 0 writes the run directory
+    lock = lock_existing(out, "resume") if primary else rundir.NoLock()  # first: a run still compiling
     try:
         config, run = rundir.read_config(out)
         known = {f.name for f in dataclasses.fields(session.RunOptions)}
         changed = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
         log = loggers.parse(",".join(run.get("log", [])) if args.log is None else args.log)
         changed.update({"log": list(log)} if args.log is not None else {})
+        changed.update({"devices": cli.checked_devices(args.devices)} if args.devices is not None else {})
         options = session.RunOptions(**{**{k: v for k, v in run.items() if k in known},
                                         **changed, "progress": args.progress}).validate()
         saved, total = steps(out), config.num_updates
@@ -105,13 +117,14 @@ def resume(args) -> int:
             print(f"purejaxvpg: {out} is finished (update {total} of {total}): nothing to resume; "
                   "its results are in config.json, metrics.csv and metrics.npz.", file=sys.stderr)
             return 0
-        if saved:
+        if primary and saved:
             print(f"purejaxvpg: resuming {out} from its newest checkpoint (update {saved[-1]} of {total})",
                   file=sys.stderr)
-        else:
+        elif primary:
             print(f"purejaxvpg: {out} has no checkpoint: training it from update 0", file=sys.stderr)
         return run_session(out, config, options, resume=True,
-                        on_start=lambda done: rundir.record_resume(out, done, changed), discard=None,
+                        on_start=lambda done: rundir.record_resume(out, done, changed) if primary else None,
+                        discard=None,
                         log=log, wandb_group=args.wandb_group or run.get("wandb_group"))
     finally:
         lock.release()
@@ -127,6 +140,23 @@ def lock_existing(run_dir: Path, name: str):
     return rundir.RunLock(run_dir, name=name, create=False)
 
 
+def join_distributed(args) -> None:
+    """`--distributed`: join the jax.distributed run (explicit flags or cluster detection)
+    before anything uses a device; its flags without it are refused."""
+    from purejaxvpg.host import distributed
+
+    flags = {"--coordinator-address": args.coordinator_address, "--num-processes": args.num_processes,
+             "--process-id": args.process_id, "--heartbeat-timeout": args.heartbeat_timeout}
+    if not args.distributed:
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            raise ValueError(f"distributed: {', '.join(given)} need --distributed.")
+        return
+    heartbeat = distributed.DEFAULT_HEARTBEAT_SECONDS if args.heartbeat_timeout is None else args.heartbeat_timeout
+    distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                           heartbeat_timeout_seconds=heartbeat)
+
+
 def has_results(out: Path) -> bool:
     return (out / "metrics.npz").exists()
 
@@ -136,17 +166,21 @@ def run_session(out: Path, config: Config, options, resume: bool, on_start, disc
     """Run the session; write metrics.npz/.csv and config.json's results before the final
     checkpoint, then print, then plot: what can fail last loses nothing. metrics.csv is
     appended block by block meanwhile, and the `--log` loggers get every block (loggers.py)."""
-    from purejaxvpg.host import loggers, rundir, session
+    from purejaxvpg.host import distributed, loggers, rundir, session
     from purejaxvpg.host.checkpoint import steps
 
-    logs = loggers.make(out, log, wandb_group)
+    primary = distributed.is_primary()  # the others train their seeds, print and write nothing
+    logs = loggers.make(out, log, wandb_group) if primary else loggers.Loggers([])
+    options = dataclasses.replace(options, progress=options.progress and primary)
 
     def start(done: int) -> None:
         on_start(done)
         logs.start(config, {**dataclasses.asdict(options), "run_dir": str(out), "log": list(log)}, done)
 
     def write_results(result) -> None:
-        rundir.write_metrics(out, result)
+        if not primary:
+            return
+        rundir.write_metrics(out, result, options.seed_start)
         results = summary.results(result)
         if result.updates_trained == 0:  # nothing trained now: no timings to report
             results.update(compile_seconds=None, run_seconds=None, env_steps_per_second=None)
@@ -177,6 +211,8 @@ def run_session(out: Path, config: Config, options, resume: bool, on_start, disc
         print(f"purejaxvpg: error: {error}\n(the run finished and its metrics were written first: "
               f"{out}/metrics.npz, metrics.csv)", file=sys.stderr)
         return 1
+    if not primary:
+        return 0
     try:
         print(summary.summary(result))
         rundir.write_plot(out, result)
