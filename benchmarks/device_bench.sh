@@ -8,6 +8,9 @@
 set -euo pipefail
 source "$(dirname "$0")/device_setup.sh"
 
+echo "== issue 13: the sharded path on one device against the plain program it replaced =="
+python3 -m benchmarks.sharded_vs_plain --seeds "${SHARDED_SEEDS:-1,1024}" --repeats 3 --total-steps 500000 --out "$OUT"
+
 echo "== wide: CartPole-v1, 64 envs x 128 steps per seed, 1 to 1024 seeds =="
 python3 -m benchmarks.throughput --scenario wide --num-seeds "${WIDE_SEEDS:-1,16,1024}" --out "$OUT"
 

@@ -50,6 +50,7 @@ def test_brax_contract_time_limit_is_truncation_and_final_observation_is_kept():
     assert np.all(np.isfinite(np.asarray(next_obs))) and np.all(np.isfinite(np.asarray(reward)))
 
 
+@pytest.mark.slow  # trains through the whole program: run with -m slow
 def test_brax_training_smoke_run():
     config = pjv.Config(env_id=ENV_ID, total_steps=4 * 32 * 3, num_envs=4, num_steps=32, eval_every=0)
     result = pjv.train(config, num_seeds=2)

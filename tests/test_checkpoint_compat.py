@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import chex
+import jax
 import numpy as np
 import pytest
 
@@ -16,6 +17,17 @@ from purejaxvpg.algo import keys as prng
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, LayoutError
 from purejaxvpg.tools import cli
+
+# The old run's files were written by an older program; since then a seed's reductions sum in
+# a batch-independent order (issue 13), which moved float results in the last bits. Integer
+# leaves (keys, counters, episode counts) must still match exactly, floats to rounding.
+ROUNDING = dict(rtol=1e-5, atol=1e-6)
+
+
+def _assert_same(restored, reference) -> None:
+    exact = lambda tree: [x for x in jax.tree.leaves(tree) if np.asarray(x).dtype.kind != "f"]  # noqa: E731
+    chex.assert_trees_all_equal(exact(restored), exact(reference))
+    chex.assert_trees_all_close(restored, reference, **ROUNDING)
 
 OLD_RUN = Path(__file__).parent / "data" / "old-checkpoint-v0"
 SAME_RUN = ["--env-id", "CartPole-v1", "--num-seeds", "2", "--total-steps", "512", "--num-envs", "4",
@@ -50,7 +62,7 @@ def test_an_old_run_resumed_ends_with_the_metrics_of_a_fresh_run(fresh_run, tmp_
     assert sorted(resumed.files) == sorted(fresh.files)
     assert fresh["eval_return_greedy"].shape == (2, 4)  # unpadded: one column per evaluation
     for name in fresh.files:
-        assert np.allclose(resumed[name], fresh[name]), name
+        np.testing.assert_allclose(resumed[name], fresh[name], **ROUNDING, err_msg=name)
 
 
 def test_an_old_checkpoint_restores_as_the_current_code_writes_it(fresh_run, tmp_path):
@@ -65,9 +77,9 @@ def test_an_old_checkpoint_restores_as_the_current_code_writes_it(fresh_run, tmp
     _, fresh_state, fresh_history = fresh.restore(abstract, step=4, eval_every=2)
     fresh.close()
     assert step == 4 and int(state.updates_done[0]) == 4
-    chex.assert_trees_all_equal(prng.to_data(state), prng.to_data(fresh_state))
+    _assert_same(prng.to_data(state), prng.to_data(fresh_state))
     assert history["eval_return_greedy"].shape == (2, 2)  # the evaluations after updates 1 and 3
-    chex.assert_trees_all_equal(history, fresh_history)
+    _assert_same(history, fresh_history)
 
 
 def test_eval_of_an_old_run(tmp_path, capsys):

@@ -141,6 +141,7 @@ def test_building_craftax_prints_nothing():
     assert done.stdout == "" and done.stderr == ""
 
 
+@pytest.mark.slow  # trains through the whole program: run with -m slow
 def test_craftax_training_smoke_run():
     config = pjv.Config(env_id=ENV_ID, total_steps=2 * 8 * 2, num_envs=2, num_steps=8, eval_every=0)
     result = pjv.train(config, num_seeds=2)

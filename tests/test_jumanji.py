@@ -235,6 +235,7 @@ def test_a_library_truncation_discount_1_is_truncated_not_terminated(maze):
     np.testing.assert_array_equal(final[4], raw_at(raw_obs, 4))
 
 
+@pytest.mark.slow  # trains through the whole program: run with -m slow
 def test_jumanji_training_smoke_run():
     config = pjv.Config(env_id="jumanji/Snake-v1", total_steps=4 * 16 * 3, num_envs=4, num_steps=16, eval_every=0)
     result = pjv.train(config, num_seeds=2)

@@ -142,6 +142,7 @@ def test_playground_refuses_other_playground_environments():
         make("Go1JoystickFlatTerrain")
 
 
+@pytest.mark.slow  # trains through the whole program: run with -m slow
 def test_playground_training_smoke_run():
     config = pjv.Config(env_id=ENV_ID, total_steps=4 * 16 * 2, num_envs=4, num_steps=16, eval_every=0)
     result = pjv.train(config, num_seeds=2)

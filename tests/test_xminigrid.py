@@ -156,6 +156,7 @@ def test_overridden_limit_moves_xlands_own_limit():
     assert env.library_params(params).max_steps == 5
 
 
+@pytest.mark.slow  # trains through the whole program: run with -m slow
 def test_training_by_the_cli_resumes_and_evaluates_in_a_fresh_process(tmp_path):
     """A suite id and its --env-param are recorded in config.json; a new interpreter (which has
     built nothing) resumes the interrupted run to the uninterrupted numbers and evaluates it."""
