@@ -52,7 +52,9 @@ def code_version() -> dict:
     return {**versions, "source_sha256": source_digest(), "git_commit": git_commit()}
 
 
-def _same_code(saved: dict | None, now: dict) -> bool:
+def same_code(saved: dict | None, now: dict) -> bool:
+    """Whether a recorded code version (`code_version()`) is `now`'s: everything but the
+    git commit, which is informative only. Chunks are reused, and runs merged, only then."""
     keys = [k for k in now if k != "git_commit"]
     return isinstance(saved, dict) and all(saved.get(k) == now[k] for k in keys)
 
@@ -103,7 +105,7 @@ class ChunkStore:
                 f"results_dir: {self.dir} holds chunks of a different run (config or seeds differ); "
                 f"{how}."
             )
-        if not _same_code(saved.get("code"), code):
+        if not same_code(saved.get("code"), code):
             was = saved.get("code") or {}
             raise ValueError(
                 f"results_dir: {self.dir} holds chunks computed by other code "

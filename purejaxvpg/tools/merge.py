@@ -34,7 +34,7 @@ from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, steps
-from purejaxvpg.host.chunks import _same_code
+from purejaxvpg.host.chunks import same_code
 from purejaxvpg.report import summary
 
 # run options that do not change what a run computes: they may differ between the parts
@@ -121,7 +121,7 @@ def check_parts(parts: list[Part]) -> list[Part]:
             if code is None:
                 raise ValueError(f"merge: {part.path} was {how} by a purejaxvpg that did not record its code "
                                  "version: runs whose code cannot be compared are never merged; train it again.")
-            if not _same_code(code, reference):
+            if not same_code(code, reference):
                 raise ValueError(
                     f"merge: {part.path} was {how} by other code than {first.path} was trained by "
                     f"(purejaxvpg {code.get('purejaxvpg')}, jax {code.get('jax')}, jaxlib {code.get('jaxlib')}, "
