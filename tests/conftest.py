@@ -31,6 +31,20 @@ def solved_cartpole():
     return pjv.train(pjv.Config.preset("CartPole-v1"), num_seeds=8, seed=0)
 
 
+def smoke_train(env_id: str, num_envs: int, num_steps: int, updates: int, num_seeds: int = 2):
+    """A suite's training smoke run: `updates` updates of num_envs x num_steps, no
+    evaluations; every metric [num_seeds, updates] and finite. Returns the TrainResult."""
+    import numpy as np
+
+    config = pjv.Config(env_id=env_id, total_steps=num_envs * num_steps * updates, num_envs=num_envs,
+                        num_steps=num_steps, eval_every=0)
+    result = pjv.train(config, num_seeds=num_seeds)
+    assert result.metrics["policy_loss"].shape == (num_seeds, updates)
+    for name, values in result.metrics.items():
+        assert np.all(np.isfinite(values)), name
+    return result
+
+
 def replace(config, **changes):
     return dataclasses.replace(config, **changes)
 
