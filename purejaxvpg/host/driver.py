@@ -67,7 +67,8 @@ def sharded_run(agent: Agent, mesh, sweep: bool = False, impl=None):
 
 
 def _state_shape(agent: Agent, num_seeds: int = 1):
-    """The batched TrainState's structure (which leaves are PRNG keys), by tracing init only."""
+    """Shapes and dtypes of the batched TrainState of `num_seeds` seeds (which leaves are
+    PRNG keys), by tracing init only (no compile)."""
     hp = HyperParams.from_config(agent.config)
     return jax.eval_shape(jax.vmap(lambda key: program.init(agent, hp, key)), prng.seed_keys(0, num_seeds))
 
@@ -81,12 +82,12 @@ def compile_timed(jitted, *args):
 
 @functools.lru_cache(maxsize=8)
 def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
-    """(init, step, abstract state) for num_seeds seeds (a multiple of the mesh size) in
+    """(init, step) for num_seeds seeds (a multiple of the mesh size) in
     blocks of `block` updates, split over the mesh's seed axis (devices.mesh(): every
     device). init(key_data) -> state; step(state, first_update) -> (state, UpdateMetrics
     [block], EvalMetrics [block // eval_every]); the state is in key-data form
-    (keys.to_data), `abstract` its typed structure (which leaves are keys). Cached, so
-    resuming or rerunning in one process does not compile again."""
+    (keys.to_data; `abstract_state` is its typed structure). Cached, so resuming or
+    rerunning in one process does not compile again."""
     agent, hp = prepare(config), HyperParams.from_config(config)
     mesh = placement.mesh() if mesh is None else mesh
     typed = _state_shape(agent, num_seeds)
@@ -106,16 +107,13 @@ def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
         donate_argnums=0 if jax.default_backend() != "cpu" else (),  # CPU cannot donate
     )
     state = placement.abstract(jax.eval_shape(init, key_data), mesh)
-    return init.lower(key_data).compile(), step.lower(state, jnp.int32(0)).compile(), typed
+    return init.lower(key_data).compile(), step.lower(state, jnp.int32(0)).compile()
 
 
 def abstract_state(config: Config, num_seeds: int):
     """Shapes and dtypes of the batched TrainState of `num_seeds` seeds (no compile):
     what a checkpoint is restored into."""
-    agent, hp = prepare(config), HyperParams.from_config(config)
-    return jax.eval_shape(
-        jax.vmap(lambda key: program.init(agent, hp, key)), prng.seed_keys(0, num_seeds)
-    )
+    return _state_shape(prepare(config), num_seeds)
 
 
 def first_nonfinite_update(config: Config, metrics: dict, eval_metrics: dict, params=None) -> np.ndarray:

@@ -208,7 +208,7 @@ def run(
     mesh = placement.mesh(options.devices)
     n, padded = options.num_seeds, placement.padded(options.num_seeds, mesh.size)
     start = time.perf_counter()
-    init, step, _ = driver.compile_blocks(config, padded, block, mesh)
+    init, step = driver.compile_blocks(config, padded, block, mesh)
     compile_seconds = time.perf_counter() - start  # ~0 when this process compiled it before
     abstract = driver.abstract_state(config, n)  # what a checkpoint holds: the n seeds, typed
 
