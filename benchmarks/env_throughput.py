@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-import envs
+from purejaxvpg import envs
 from purejaxvpg.tools.hardware import hardware, hardware_name
 
 STACKS = {

@@ -36,7 +36,7 @@ import numpy as np
 
 import purejaxvpg as pjv
 from purejaxvpg.config import SWEEPABLE
-from purejaxvpg.host import rundir
+from purejaxvpg.host import provenance, rundir
 from purejaxvpg.report import stats
 from purejaxvpg.tools.hardware import hardware, hardware_name
 
@@ -104,7 +104,7 @@ def measure(env_id: str, num_seeds: int, end: float, total_steps: int, eval_epis
         "run_seconds": both.run_seconds + keep.run_seconds,
         "wall_seconds": wall,
         "hardware": hardware(),
-        "git_commit": rundir.git_commit(),
+        "git_commit": provenance.git_commit(),
     }
 
 

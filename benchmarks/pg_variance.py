@@ -41,7 +41,7 @@ from jax.flatten_util import ravel_pytree
 import purejaxvpg as pjv
 from purejaxvpg.algo import gae, losses, program, rollout, weights
 from purejaxvpg.config import PG_WEIGHTS
-from purejaxvpg.host import rundir
+from purejaxvpg.host import provenance
 from purejaxvpg.report import stats
 from purejaxvpg.tools.hardware import hardware, hardware_name
 
@@ -140,7 +140,7 @@ def measure_variance(env_id: str, chains: int, rollouts: int, seed: int = 0) -> 
     return {
         "env_id": env_id, "config": dataclasses.asdict(config), "chains": chains, "rollouts_per_chain": rollouts,
         "batches": chains * rollouts, "seed": seed, "parameters": at,
-        "wall_seconds": time.perf_counter() - start, "hardware": hardware(), "git_commit": rundir.git_commit(),
+        "wall_seconds": time.perf_counter() - start, "hardware": hardware(), "git_commit": provenance.git_commit(),
     }
 
 
@@ -159,7 +159,7 @@ def measure_curves(env_id: str, num_seeds: int, total_steps: int, names=PG_WEIGH
     same = out and out["config"] == json.loads(json.dumps(dataclasses.asdict(config))) and out["num_seeds"] == num_seeds
     out = out if same else {
         "env_id": env_id, "config": dataclasses.asdict(config), "num_seeds": num_seeds, "seed": seed,
-        "hardware": hardware(), "git_commit": rundir.git_commit(), "weightings": {}}
+        "hardware": hardware(), "git_commit": provenance.git_commit(), "weightings": {}}
     for name in names:
         start = time.perf_counter()
         result = pjv.train(dataclasses.replace(config, pg_weight=name), num_seeds=num_seeds, seed=seed)

@@ -24,11 +24,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-import envs
 import purejaxvpg as pjv
+from purejaxvpg import envs
 from purejaxvpg.algo import envstack
 from purejaxvpg.algo.evaluate import make_play
-from purejaxvpg.host import rundir
+from purejaxvpg.host import provenance, rundir
 from purejaxvpg.report import stats
 from purejaxvpg.tools.hardware import hardware, hardware_name
 
@@ -117,7 +117,7 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
         "run_seconds": result.run_seconds,
         "wall_seconds": wall,
         "hardware": hardware(),
-        "git_commit": rundir.git_commit(),  # the code that produced these numbers
+        "git_commit": provenance.git_commit(),  # the code that produced these numbers
     }
 
 

@@ -6,9 +6,9 @@ One contract for every environment (gymnax >= 1.0):
 with auto-reset and ``info["final_observation"]`` holding the observation before the reset.
 """
 
-from envs import suites
-from envs.check import check_env
-from envs.known import (
+from purejaxvpg.envs import suites
+from purejaxvpg.envs.check import check_env
+from purejaxvpg.envs.known import (
     KNOWN_ENVS,
     Chain,
     ContextualBandit,
@@ -16,9 +16,9 @@ from envs.known import (
     MultiArmedBandit,
     TimeLimitTask,
 )
-from envs.registry import make, register, registered
-from envs.spaces import ActionSpec, action_spec
-from envs.wrappers import (
+from purejaxvpg.envs.registry import make, register, registered
+from purejaxvpg.envs.spaces import ActionSpec, action_spec
+from purejaxvpg.envs.wrappers import (
     EpisodeStatistics,
     EpisodeStatisticsState,
     FlattenObservation,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import end_flags, raw_key, select
+from purejaxvpg.envs.autoreset import end_flags, raw_key, select
 
 PREFIX = "brax/"  # the names are listed in envs.suites
 

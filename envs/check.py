@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
-from envs.spaces import action_spec
+from purejaxvpg.envs.spaces import action_spec
 
 _LEGACY_HINT = (
     "it looks like a legacy gymnax < 1.0 step returning (obs, state, reward, done, info), with the time "

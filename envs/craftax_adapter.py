@@ -19,8 +19,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import raw_key
-from envs.legacy import LegacyStep
+from purejaxvpg.envs.autoreset import raw_key
+from purejaxvpg.envs.legacy import LegacyStep
 
 PREFIX = "craftax/"  # the names are listed in envs.suites
 

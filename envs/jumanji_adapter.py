@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import flatten_observation, raw_key, select, timestep_flags
+from purejaxvpg.envs.autoreset import flatten_observation, raw_key, select, timestep_flags
 
 PREFIX = "jumanji/"  # the names are listed in envs.suites
 FALLBACK_LIMIT = 1000  # max_steps_in_episode of environments without a time limit of their own
@@ -100,7 +100,7 @@ def make(name: str):
     import jumanji  # a failure: envs.suites names the extra
 
     if name not in jumanji.registered_environments():
-        from envs.suites import suite_of
+        from purejaxvpg.envs.suites import suite_of
 
         raise ValueError(
             f"env_id: {PREFIX}{name} is not a Jumanji environment; the supported ids are "

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.autoreset import select
+from purejaxvpg.envs.autoreset import select
 
 
 @struct.dataclass

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import end_flags, flatten_observation, raw_key, select
-from envs.brax_adapter import _WARP_NOISE, _strong
+from purejaxvpg.envs.autoreset import end_flags, flatten_observation, raw_key, select
+from purejaxvpg.envs.brax_adapter import _WARP_NOISE, _strong
 
 PREFIX = "playground/"  # the names are listed in envs.suites
 IMPL = "jax"

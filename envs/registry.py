@@ -17,8 +17,8 @@ from collections.abc import Callable
 import gymnax
 import numpy as np
 
-from envs import suites
-from envs.known import KNOWN_ENVS
+from purejaxvpg.envs import suites
+from purejaxvpg.envs.known import KNOWN_ENVS
 
 _USER: dict[str, Callable] = {}  # register(): id -> factory
 
@@ -154,8 +154,8 @@ def unknown_env_message(env_id: str) -> str:
 def check_user_env(env, params) -> None:
     """`envs.check_env` on an environment that is not built in (skipped while envs/check.py
     does not exist)."""
-    if importlib.util.find_spec("envs.check") is not None:
-        from envs.check import check_env
+    if importlib.util.find_spec("purejaxvpg.envs.check") is not None:
+        from purejaxvpg.envs.check import check_env
 
         check_env(env, params)
 

@@ -57,14 +57,14 @@ def _installed(package: str) -> bool:
 
 SUITES: tuple[Suite, ...] = (
     Suite(
-        prefix="brax/", package="brax", extra="brax", builder="envs.brax_adapter:make",
+        prefix="brax/", package="brax", extra="brax", builder="purejaxvpg.envs.brax_adapter:make",
         names=(
             "ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup",
             "inverted_double_pendulum", "inverted_pendulum", "pusher", "reacher", "swimmer", "walker2d",
         ),
     ),
     Suite(
-        prefix="jumanji/", package="jumanji", extra="jumanji", builder="envs.jumanji_adapter:make",
+        prefix="jumanji/", package="jumanji", extra="jumanji", builder="purejaxvpg.envs.jumanji_adapter:make",
         open_names=True,
         names=(  # single-agent, DiscreteArray action spec, no download (the others are refused by name;
             # Sokoban-v0 downloads its levels, Sudoku-* are MultiDiscreteArray)
@@ -73,11 +73,11 @@ SUITES: tuple[Suite, ...] = (
         ),
     ),
     Suite(
-        prefix="craftax/", package="craftax", extra="craftax", builder="envs.craftax_adapter:make",
+        prefix="craftax/", package="craftax", extra="craftax", builder="purejaxvpg.envs.craftax_adapter:make",
         names=("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1"),
     ),
     Suite(
-        prefix="xminigrid/", package="xminigrid", extra="xminigrid", builder="envs.xminigrid_adapter:make",
+        prefix="xminigrid/", package="xminigrid", extra="xminigrid", builder="purejaxvpg.envs.xminigrid_adapter:make",
         names=(  # the MiniGrid-* ids: no benchmark download needed (XLand-* rulesets need one)
             "MiniGrid-BlockedUnlockPickUp", "MiniGrid-DoorKey-5x5", "MiniGrid-DoorKey-6x6",
             "MiniGrid-DoorKey-8x8", "MiniGrid-DoorKey-16x16", "MiniGrid-Empty-5x5", "MiniGrid-Empty-6x6",
@@ -89,7 +89,7 @@ SUITES: tuple[Suite, ...] = (
     ),
     Suite(
         prefix="playground/", package="mujoco_playground", extra="playground",
-        builder="envs.playground_adapter:make",
+        builder="purejaxvpg.envs.playground_adapter:make",
         names=(  # the dm_control_suite environments (no download needed)
             "AcrobotSwingup", "AcrobotSwingupSparse", "BallInCup", "CartpoleBalance", "CartpoleBalanceSparse",
             "CartpoleSwingup", "CartpoleSwingupSparse", "CheetahRun", "FingerSpin", "FingerTurnEasy",

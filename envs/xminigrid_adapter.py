@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.autoreset import select, timestep_flags
+from purejaxvpg.envs.autoreset import select, timestep_flags
 
 PREFIX = "xminigrid/"  # the names are listed in envs.suites
 

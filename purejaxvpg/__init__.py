@@ -7,7 +7,13 @@
 """
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING
+
+try:  # single-sourced from pyproject.toml, through the installed package's metadata
+    __version__ = importlib.metadata.version("purejaxvpg")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 # name -> module that defines it: imported on first use, so `import purejaxvpg` touches no
 # device and `purejaxvpg.distributed.initialize()` can still run first (jax.distributed
@@ -49,6 +55,7 @@ def __dir__():
 
 
 __all__ = [
+    "__version__",
     "Config",
     "EVAL_METRIC_NAMES",
     "EvalMetrics",

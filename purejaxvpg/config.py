@@ -244,8 +244,8 @@ class Config:
 
         Runs before anything is compiled, so a bad value costs milliseconds, not a compile.
         """
-        from envs.registry import build, is_import_path, registered, unknown_env_message
-        from envs.suites import suite_of
+        from purejaxvpg.envs.registry import build, is_import_path, registered, unknown_env_message
+        from purejaxvpg.envs.suites import suite_of
 
         if own_env:  # pjv.train(config, env=...): env_id only names the run
             if not isinstance(self.env_id, str) or not self.env_id:
@@ -372,7 +372,7 @@ def _require_unit_interval(name: str, value) -> None:
 
 
 # Hyperparameters that are plain numbers and may be batched arrays: a sweep vmaps over
-# them like over seeds (see HyperParams in train.py).
+# them like over seeds (see HyperParams in algo/program.py).
 SWEEPABLE = ("policy_lr", "value_lr", "gamma", "gae_lambda", "ent_coef", "value_iters",
              "greedy_start", "greedy_end")
 

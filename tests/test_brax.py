@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import smoke_train
 
-import envs
+from purejaxvpg import envs
 
 pytest.importorskip("brax")
 

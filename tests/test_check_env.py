@@ -10,9 +10,9 @@ import pytest
 from flax import struct
 from gymnax.environments import spaces
 
-import envs
-from envs.known import Chain, TimeLimitTask
-from envs.legacy import LegacyStep
+from purejaxvpg import envs
+from purejaxvpg.envs.known import Chain, TimeLimitTask
+from purejaxvpg.envs.legacy import LegacyStep
 
 # Suite ids (envs.suites) cost seconds each to build, and each suite's own test file checks one of
 # them (tests/test_brax.py, test_jumanji.py, ...); MNISTBandit downloads MNIST.

@@ -35,12 +35,12 @@ _DIGESTS: set = set()
 @pytest.fixture(scope="module")
 def written(tiny_config, tmp_path_factory):
     """A results_dir of 2 seeds in chunks of 1 (the one compile the tests below share)."""
-    from purejaxvpg.host import chunks
+    from purejaxvpg.host import provenance
 
     path = tmp_path_factory.mktemp("written")
-    digests = {chunks.source_digest()}  # before and after: others may edit the tree meanwhile
+    digests = {provenance.source_digest()}  # before and after: others may edit the tree meanwhile
     pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=path)
-    _DIGESTS.update(digests | {chunks.source_digest()})
+    _DIGESTS.update(digests | {provenance.source_digest()})
     return path
 
 
@@ -54,28 +54,28 @@ def test_chunks_record_the_code_that_computed_them(written):
     import importlib.metadata
     import json
 
-    from purejaxvpg.host import rundir
+    from purejaxvpg.host import provenance
 
     code = json.loads((written / "run.json").read_text())["code"]
     assert code["purejaxvpg"] == importlib.metadata.version("purejaxvpg")
-    assert code["jax"] == jax.__version__ and code["git_commit"] == rundir.git_commit()
+    assert code["jax"] == jax.__version__ and code["git_commit"] == provenance.git_commit()
     assert code["source_sha256"] in _DIGESTS and len(code["source_sha256"]) == 64
 
 
 def test_source_digest_changes_with_any_source_edit(tmp_path):
-    from purejaxvpg.host import chunks
+    from purejaxvpg.host import provenance
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    before = chunks.source_digest([tmp_path / "pkg"])
+    before = provenance.source_digest([tmp_path / "pkg"])
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
-    assert chunks.source_digest([tmp_path / "pkg"]) != before
+    assert provenance.source_digest([tmp_path / "pkg"]) != before
 
 
 def test_stale_chunks_of_other_code_are_refused_before_compiling(tiny_config, written, monkeypatch):
-    from purejaxvpg.host import chunks
+    from purejaxvpg.host import provenance
 
-    monkeypatch.setattr(chunks, "source_digest", lambda roots=None: "0" * 64)  # the code changed
+    monkeypatch.setattr(provenance, "source_digest", lambda roots=None: "0" * 64)  # the code changed
     forbid_compiling(monkeypatch)
     with pytest.raises(ValueError, match=r"^results_dir: .* computed by other code.*delete .* another results_dir"):
         pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=written)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg.tools import cli
+from purejaxvpg.tools import cli, flags
 
 
 def test_every_config_field_is_a_documented_flag(capsys):
@@ -28,9 +28,9 @@ def test_flags_parse_into_config():
     import argparse
 
     parser = argparse.ArgumentParser()
-    cli._add_config_flags(parser)
+    flags.add_config_flags(parser)
     args = parser.parse_args(parser_args[1:])
-    config = cli.config_from_args(args)
+    config = flags.config_from_args(args)
     assert config == pjv.Config(
         env_id="Pendulum-v1", policy_lr=0.01, hidden_sizes=(32, 16), anneal_lr=False,
         max_grad_norm=None, value_iters=3,
@@ -109,7 +109,7 @@ def test_toml_config_with_flags_overriding_it(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('env_id = "Acrobot-v1"\nhidden_sizes = [32, 32]\npolicy_lr = 0.002\nmax_grad_norm = "none"\n')
     args = cli.build_parser().parse_args(["train", "--config", str(path), "--policy-lr", "0.005"])
-    config = cli.config_from_args(args)
+    config = flags.config_from_args(args)
     assert config == pjv.Config(env_id="Acrobot-v1", hidden_sizes=(32, 32), policy_lr=0.005, max_grad_norm=None)
 
 
@@ -122,6 +122,6 @@ def test_toml_unknown_key_is_a_clear_error(tmp_path, capsys):
 
 def test_preset_flag_starts_from_the_shipped_config():
     args = cli.build_parser().parse_args(["train", "--preset", "--env-id", "Pendulum-v1", "--num-envs", "4"])
-    config = cli.config_from_args(args)
+    config = flags.config_from_args(args)
     assert config == pjv.Config.preset("Pendulum-v1", num_envs=4)
     assert config.total_steps == pjv.Config.preset("Pendulum-v1").total_steps != pjv.Config().total_steps

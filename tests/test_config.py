@@ -79,7 +79,7 @@ def test_action_space_mismatch_is_refused_before_compile():
 
 
 def test_brax_id_without_the_extra_or_unknown_name_is_clear():
-    import envs
+    from purejaxvpg import envs
 
     with pytest.raises(ValueError, match="^env_id:"):
         pjv.Config(env_id="brax/not_a_brax_env").validate()
@@ -101,7 +101,7 @@ def test_chunk_size_larger_than_memory_allows_is_refused():
 
 @pytest.mark.parametrize("env_id", sorted(pjv.config.PRESETS))
 def test_every_preset_is_a_valid_config_for_its_environment(env_id):
-    import envs
+    from purejaxvpg import envs
 
     if env_id.startswith("brax/") and env_id not in envs.registered():
         pytest.skip("brax extra not installed")

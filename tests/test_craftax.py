@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import smoke_train
 
-import envs
+from purejaxvpg import envs
 
 pytest.importorskip("craftax")
 from craftax.craftax_env import make_craftax_env_from_name  # noqa: E402

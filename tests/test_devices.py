@@ -77,12 +77,12 @@ def main(out: Path) -> None:
     from purejaxvpg.algo.evaluate import make_evaluate
     from purejaxvpg.algo.keys import eval_keys, seed_keys
     from purejaxvpg.host import devices, driver, policy, session
-    from purejaxvpg.tools import cli, sweep
+    from purejaxvpg.tools import cli, flags, sweep
 
     assert len(jax.devices()) == 4, jax.devices()
     # half the compile time; the sharded programs and their references are compiled alike
     jax.config.update("jax_disable_most_optimizations", True)
-    config = cli.config_from_args(cli.build_parser().parse_args(["train", *FLAGS])).validate()
+    config = flags.config_from_args(cli.build_parser().parse_args(["train", *FLAGS])).validate()
     facts = {}
 
     def save(case, sharded: dict, reference: dict):
@@ -139,7 +139,7 @@ def main(out: Path) -> None:
 
     # `eval --devices 4` against the plain jit(vmap(evaluate)) of the same checkpoint and keys
     facts["eval"] = _cli(["eval", str(run_dir), "--episodes", "2", "--devices", "4"])
-    run_config, num_seeds, _, state = policy.restore_latest(run_dir)
+    run_config, num_seeds, _, state, _ = policy.restore_latest(run_dir)
     evaluate = jax.jit(jax.vmap(make_evaluate(run_config, driver.prepare(run_config).actor, 2)))
     plain = evaluate(state.actor_params, state.runner.env_state, eval_keys(0, num_seeds)).as_dict()
     written = json.loads((run_dir / "eval.json").read_text())

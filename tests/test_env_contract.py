@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from gymnax.environments import spaces
 
-import envs
 import purejaxvpg as pjv
+from purejaxvpg import envs
 
 NUM_ENVS, NUM_STEPS = 64, 1000
 # image observations (MinAtar, Pong: 400 to 3,600 values) are checked in fewer environments:

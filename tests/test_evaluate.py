@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 import purejaxvpg as pjv
+from purejaxvpg import envs
 from purejaxvpg.algo.envstack import build
 from purejaxvpg.algo.evaluate import make_evaluate
 from purejaxvpg.algo.program import Agent

@@ -19,7 +19,7 @@ import purejaxvpg as pjv
 from purejaxvpg.algo import greedy, keys, losses, program, rollout
 from purejaxvpg.algo.distributions import Categorical
 from purejaxvpg.host import rundir
-from purejaxvpg.tools import cli, sweep
+from purejaxvpg.tools import cli, flags, sweep
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "greedy-off-golden.json").read_text())
 TINY = dict(GOLDEN["config"], hidden_sizes=tuple(GOLDEN["config"]["hidden_sizes"]))
@@ -130,9 +130,9 @@ def test_the_coin_has_its_own_key_and_leaves_the_samples_unchanged():
     for _ in range(STEPS):  # the documented stream layout, written out with jax.random
         key, _action, _env, coin = jax.random.split(key, 4)
         expected.append(np.asarray(jax.random.uniform(coin, (ENVS,))) < p)
-    flags = np.asarray(batch.greedy)
-    np.testing.assert_array_equal(flags, np.array(expected))
-    assert 0 < flags.sum() < flags.size
+    greedy = np.asarray(batch.greedy)
+    np.testing.assert_array_equal(greedy, np.array(expected))
+    assert 0 < greedy.sum() < greedy.size
     # the first three children are those of the split without the coin
     k = jax.random.key(7)
     np.testing.assert_array_equal(jax.random.key_data(keys.step_keys(k, True)[:3]),
@@ -252,7 +252,7 @@ def test_fields_are_validated_parsed_and_read_back(tmp_path):
         pjv.train(pjv.Config(**TINY), keys=pjv.seed_keys(0, 1), hparams=hp)
     args = cli.build_parser().parse_args(["train", "--greedy-start", "0.1", "--greedy-end", "0.5",
                                           "--greedy-schedule", "cosine", "--greedy-policy-loss", "keep"])
-    config = cli.config_from_args(args)
+    config = flags.config_from_args(args)
     assert (config.greedy_start, config.greedy_end, config.greedy_schedule, config.greedy_policy_loss) == (
         0.1, 0.5, "cosine", "keep")
     assert cli.main(["train", "--greedy-end", "3", "--out", str(tmp_path / "bad")]) == 2

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from conftest import smoke_train
 
-import envs
+from purejaxvpg import envs
 
 pytest.importorskip("jumanji")
 import jumanji  # noqa: E402
 from jumanji import specs  # noqa: E402
 from jumanji.environments import Maze  # noqa: E402
 
-from envs import jumanji_adapter  # noqa: E402
+from purejaxvpg.envs import jumanji_adapter  # noqa: E402
 
 LISTED = envs.suites.suite_of("jumanji/").names
 NUM_ENVS, NUM_STEPS, SNAKE_LIMIT = 64, 1000, 40

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import envs
 import purejaxvpg as pjv
+from purejaxvpg import envs
 from purejaxvpg.algo.networks import Actor, Critic
 
 

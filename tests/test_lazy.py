@@ -8,11 +8,11 @@ import importlib.util
 import subprocess
 import sys
 
-import envs
+from purejaxvpg import envs
 
 SCRIPT = """
 import sys
-import envs
+from purejaxvpg import envs
 import purejaxvpg
 from purejaxvpg.tools import cli
 

@@ -16,12 +16,12 @@ from test_cli import TINY
 
 import purejaxvpg as pjv
 from purejaxvpg.host import loggers, rundir, session
-from purejaxvpg.tools import cli
+from purejaxvpg.tools import cli, flags
 
 # test_cli's run (2 seeds, 4 updates in blocks of 2, an evaluation every 2): in one pytest
 # process its program is compiled once for both files (driver.compile_blocks caches it)
 FLAGS = [*TINY, "--no-progress"]
-CONFIG = cli.config_from_args(cli.build_parser().parse_args(["train", *FLAGS]))
+CONFIG = flags.config_from_args(cli.build_parser().parse_args(["train", *FLAGS]))
 OPTIONS = session.RunOptions(num_seeds=2, log_every=2, checkpoint_every=2, progress=False)
 INSTALLED = [n for n, (module, _) in loggers.OPTIONAL.items() if importlib.util.find_spec(module)]
 

@@ -97,8 +97,8 @@ def test_merged_ranges_equal_one_run_of_all_the_seeds(runs):
     chex.assert_trees_all_equal(info["results"]["final_return"], one["results"]["final_return"])
     assert (merged / "learning_curve.png").stat().st_size > 0
     # the final checkpoint: every seed's state, as one run's
-    _, n, updates, state = policy.restore_latest(merged)
-    _, _, _, reference = policy.restore_latest(full)
+    _, n, updates, state, _ = policy.restore_latest(merged)
+    _, _, _, reference, _ = policy.restore_latest(full)
     assert (n, updates) == (4, 6)
     chex.assert_trees_all_equal(keys.to_data(state), keys.to_data(reference))
 

@@ -20,11 +20,11 @@ import pytest
 from conftest import forbid_compiling, interrupt_then_resume_and_evaluate
 from own_env_fixture import PickArm, PickParams
 
-import envs
 import purejaxvpg as pjv
-from envs import registry
+from purejaxvpg import envs
+from purejaxvpg.envs import registry
 from purejaxvpg.host import rundir
-from purejaxvpg.tools import cli
+from purejaxvpg.tools import cli, flags
 
 TESTS = Path(__file__).parent
 SMALL = ["--num-envs", "4", "--num-steps", "16", "--total-steps", "2560", "--policy-lr", "0.02",
@@ -42,6 +42,11 @@ def test_train_an_environment_object_learns_the_best_arm_and_registers_nothing()
     assert np.all(result.metrics["episode_return"][:, -1] == 6.0)  # arm 0 at each of 6 steps
     assert np.all(result.metrics["episode_length"][:, -1] == 6.0)  # env_params reached it
     assert "PickArm" not in envs.registered()
+    # its policy acts through the object: "PickArm" names the run and is built nowhere
+    for seed in (0, 1):
+        act = result.policy(seed)
+        assert int(act(np.ones(2, np.float32))) == 0
+        assert np.all(np.asarray(act(np.ones((5, 2), np.float32))) == 0)
     # make_train takes it too (traced, not compiled: the shapes of one seed's run)
     state, metrics, _ = jax.eval_shape(pjv.make_train(_config(), env=PickArm()), jax.random.key(0))
     assert metrics.episode_return.shape == (40,)
@@ -88,6 +93,22 @@ def test_a_cli_run_of_an_import_path_resumes_and_evaluates_in_a_fresh_process(tm
     for name in ("episode_return", "episode_length", "policy_loss"):
         assert np.allclose(resumed[name], whole[name]), name  # as the uninterrupted run
     assert "greedy: median / mean length" in done.stdout and "5.0 / 5.0" in done.stdout
+
+    # where the module does not import, eval and load_policy say so in one line, and what to pass
+    bare = {**os.environ, "PYTHONPATH": ""}
+    for argv in (["-m", "purejaxvpg", "eval", str(out)],
+                 ["-c", f"import purejaxvpg as pjv\ntry:\n pjv.load_policy({str(out)!r})\n"
+                        "except ValueError as e:\n print(e)"]):
+        refused = subprocess.run([sys.executable, *argv], cwd=tmp_path, env=bare, capture_output=True,
+                                 text=True, timeout=300)
+        text = (refused.stderr if argv[0] == "-m" else refused.stdout).strip()
+        assert refused.returncode == (2 if argv[0] == "-m" else 0), refused.stderr[-2000:]
+        assert len(text.splitlines()) == 1 and "Traceback" not in refused.stderr, text
+        assert "cannot be rebuilt" in text and "own_env_fixture" in text
+        assert ("PYTHONPATH" in text) and ("env=" in text)
+    # given the object, the policy acts (its parameters say arm 2 is the best)
+    act = pjv.load_policy(out, seed=1, env=PickArm(), env_params=PickParams(max_steps_in_episode=5))
+    assert int(act(np.ones(2, np.float32))) == 2
 
 
 def test_a_sweep_of_an_import_path_runs_in_a_fresh_process(tmp_path):
@@ -146,7 +167,7 @@ def test_env_params_table_in_toml_and_flags_merge(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('env_id = "CartPole-v1"\n[env_params]\nmax_steps_in_episode = 50\ngravity = 9.0\n')
     args = cli.build_parser().parse_args(["train", "--config", str(toml), "--env-param", "gravity=12.5"])
-    config = cli.config_from_args(args).validate()
+    config = flags.config_from_args(args).validate()
     assert dict(config.env_params) == {"max_steps_in_episode": 50, "gravity": 12.5}
     hash(config)  # frozen and hashable: the driver caches on it
     _, params = envs.make(config.env_id, **dict(config.env_params))
@@ -154,7 +175,7 @@ def test_env_params_table_in_toml_and_flags_merge(tmp_path):
 
 
 def test_make_checks_an_environment_that_is_not_built_in(clean_registry):
-    pytest.importorskip("envs.check")
+    pytest.importorskip("purejaxvpg.envs.check")
 
     class WrongSpace(PickArm):  # says (3,), observes (2,)
         def observation_space(self, params):

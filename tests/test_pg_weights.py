@@ -18,11 +18,11 @@ import pytest
 from flax import struct
 from gymnax.environments import environment, spaces
 
-import envs
 import purejaxvpg as pjv
+from purejaxvpg import envs
 from purejaxvpg.algo import gae, program, rollout, weights
 from purejaxvpg.host import rundir
-from purejaxvpg.tools import cli
+from purejaxvpg.tools import cli, flags
 
 GAMMA, LAMBDA = 0.9, 0.8
 
@@ -240,8 +240,8 @@ def test_pg_weight_is_validated_a_flag_and_recorded(tmp_path, capsys):
     assert cli.main(["train", "--pg-weight", "rewards_to_go"]) == 2  # before anything compiles
     assert "pg_weight: must be one of" in capsys.readouterr().err
     parser = argparse.ArgumentParser()
-    cli._add_config_flags(parser)
-    config = cli.config_from_args(parser.parse_args(["--pg-weight", "episode_return"]))
+    flags.add_config_flags(parser)
+    config = flags.config_from_args(parser.parse_args(["--pg-weight", "episode_return"]))
     assert config == pjv.Config(pg_weight="episode_return")
     rundir.write_config(tmp_path, config, {})
     assert json.loads((tmp_path / "config.json").read_text())["config"]["pg_weight"] == "episode_return"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import smoke_train
 
-import envs
+from purejaxvpg import envs
 
 pytest.importorskip("mujoco_playground")
 
@@ -136,7 +136,7 @@ def test_playground_check_env(name):
 def test_playground_refuses_other_playground_environments():
     with pytest.raises(ValueError, match="CartpoleBalance"):
         envs.make("playground/Go1JoystickFlatTerrain")  # a locomotion task: needs the Menagerie download
-    from envs.playground_adapter import make
+    from purejaxvpg.envs.playground_adapter import make
 
     with pytest.raises(ValueError, match="not a dm_control_suite environment"):
         make("Go1JoystickFlatTerrain")

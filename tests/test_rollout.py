@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import envs
+from purejaxvpg import envs
 from purejaxvpg.algo import rollout
 from purejaxvpg.algo.distributions import DiagGaussian
 

@@ -49,7 +49,7 @@ def test_session_trains_what_the_one_call_trains(uninterrupted):
 
 
 def test_checkpoint_keeps_observation_statistics_and_keys(uninterrupted, whole_dir):
-    import envs
+    from purejaxvpg import envs
 
     step, state, metrics = Checkpoints(whole_dir).restore(driver.abstract_state(CONFIG, 2))
     assert step == CONFIG.num_updates

@@ -1,4 +1,4 @@
-"""envs.suites: the optional suites are listed without being imported, a missing extra is named
+"""purejaxvpg.envs.suites: the optional suites are listed without being imported, a missing extra is named
 with its pip command, an unlisted name is refused with the listed ones, and every adapter keeps
 the same end-of-episode rules (envs.autoreset, checked here against hand-written cases)."""
 
@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
-from envs import autoreset, suites
+from purejaxvpg import envs
+from purejaxvpg.envs import autoreset, suites
 
 
 def test_every_suite_is_listed_by_prefix_with_its_extra():

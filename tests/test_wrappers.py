@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import envs
+from purejaxvpg import envs
 
 
 def random_rollout(env, params, num_steps, key, num_envs):

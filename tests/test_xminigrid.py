@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import interrupt_then_resume_and_evaluate
 
-import envs
 import purejaxvpg as pjv
+from purejaxvpg import envs
 from purejaxvpg.tools import cli
 
 xminigrid = pytest.importorskip("xminigrid")
@@ -78,7 +78,7 @@ def test_every_listed_id_passes_check_env():
 def test_unlisted_names_are_refused_with_the_allowed_ones():
     with pytest.raises(ValueError, match="env_id: .*MiniGrid-Empty-5x5"):
         envs.make("xminigrid/XLand-MiniGrid-R1-9x9")
-    from envs.xminigrid_adapter import make
+    from purejaxvpg.envs.xminigrid_adapter import make
 
     with pytest.raises(ValueError, match="benchmark download.*MiniGrid-FourRooms"):
         make("XLand-MiniGrid-R1-9x9")

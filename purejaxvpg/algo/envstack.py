@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import envs
+from purejaxvpg import envs
 from purejaxvpg.config import Config
 
 
@@ -31,7 +31,7 @@ class EnvStack:
 def base_env(config: Config, env=None, env_params=None):
     """(env, params) before any wrapper: `env` itself when given (pjv.train(env=...), with
     config.env_params applied to `env_params`), else built from config.env_id."""
-    from envs import registry
+    from purejaxvpg.envs import registry
 
     if env is None:
         return registry.build(config.env_id, dict(config.env_params))

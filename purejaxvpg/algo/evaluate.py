@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-import envs
+from purejaxvpg import envs
 from purejaxvpg.algo import envstack
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, EvalMetrics  # noqa: F401  (re-exported)
 from purejaxvpg.algo.networks import Actor

@@ -5,8 +5,8 @@
 with (its running statistics, frozen), and with the action put in the environment's own
 format, as the trainer sends it (rollout.env_action; RescaleAction's mapping when
 config.rescale_actions). No key: the distribution's mode (the greedy policy of
-evaluate.py); a key: a sample. Pure and jittable; the host builds it from a TrainResult or
-a run directory (host/policy.py).
+evaluate.py); a key: a sample. Pure and jittable; `seed_policy` takes one seed out of a
+batched TrainState, for a TrainResult (host/driver.py) or a run directory (host/policy.py).
 """
 
 from __future__ import annotations
@@ -16,15 +16,28 @@ import functools
 import jax
 import jax.numpy as jnp
 
-import envs
-from envs.wrappers import rescale_to_box
+from purejaxvpg import envs
 from purejaxvpg.algo import envstack, keys
 from purejaxvpg.algo.program import Agent
 from purejaxvpg.algo.rollout import env_action
-from purejaxvpg.config import Config
+from purejaxvpg.config import Config, require_int
+from purejaxvpg.envs.wrappers import rescale_to_box
 
 
-def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | None = None):
+def seed_policy(config: Config, state, num_seeds: int, seed: int = 0, env=None, env_params=None):
+    """`act` of seed `seed` of a batched TrainState [num_seeds, ...]: its actor parameters
+    and observation statistics. ValueError naming `seed` unless it is in [0, num_seeds - 1].
+    `env`/`env_params`: the environment object the run trained on (pjv.train(env=...)),
+    used instead of building config.env_id."""
+    seed = require_int("seed", seed, low=0, high=num_seeds - 1)
+    take = lambda tree: jax.tree.map(lambda x: x[seed], tree)  # noqa: E731
+    stats = envs.observation_stats(state.runner.env_state)
+    return make_policy(config, take(state.actor_params), None if stats is None else take(stats),
+                       env=env, env_params=env_params)
+
+
+def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | None = None,
+                env=None, env_params=None):
     """Return jitted `act(obs, key=None) -> action` for one seed.
 
     actor_params: one seed's actor parameters (no seed axis). obs_stats: that seed's
@@ -35,22 +48,29 @@ def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | N
     Discrete space, float32 [*action_shape] / [B, *action_shape] in the environment's
     bounds for a Box. The parameters are arguments of the compiled function, not
     constants in it: every seed of a config shares one compile per observation shape.
+    `env`/`env_params`: the environment object the run trained on, instead of building
+    config.env_id (then not cached: an environment object is not part of the config).
     """
     if config.normalize_obs != (obs_stats is not None):
         raise ValueError(
             "obs_stats: the run's observation statistics are needed exactly when "
             f"config.normalize_obs (here {config.normalize_obs})."
         )
-    return functools.partial(_act(config), jax.device_put(actor_params), jax.device_put(obs_stats))
+    act = _cached_act(config) if env is None else _act(config, env, env_params)
+    return functools.partial(act, jax.device_put(actor_params), jax.device_put(obs_stats))
 
 
 @functools.lru_cache(maxsize=16)
-def _act(config: Config):
+def _cached_act(config: Config):
+    return _act(config)
+
+
+def _act(config: Config, env=None, env_params=None):
     """jit(act(actor_params, obs_stats, obs, key)) of a config (see make_policy)."""
-    agent = Agent.build(config)
-    stack = envstack.build(config, 1, evaluation=True)  # its NormalizeObservation normalises
+    agent = Agent.build(config, env=env, env_params=env_params)
+    stack = envstack.build(config, 1, evaluation=True, env=env, env_params=env_params)  # normalises
     spec, obs_shape = agent.stack.spec, agent.stack.obs_shape
-    to_env = _env_format(config, spec)
+    to_env = _env_format(config, spec, env, env_params)
 
     def act(actor_params, obs_stats, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
         obs = jnp.asarray(obs, jnp.float32)
@@ -83,7 +103,7 @@ def _one_key(key) -> bool:
     return getattr(key, "dtype", None) == jnp.uint32 and key.shape == (2,)
 
 
-def _env_format(config: Config, spec: envs.ActionSpec):
+def _env_format(config: Config, spec: envs.ActionSpec, env=None, env_params=None):
     """actions [B] / [B, A] from the policy -> what the environment itself receives.
 
     As in training: continuous actions clipped to the box the agent acts in; with
@@ -92,6 +112,6 @@ def _env_format(config: Config, spec: envs.ActionSpec):
     """
     if spec.discrete or not config.rescale_actions:
         return lambda action: env_action(action, spec)
-    inner = envs.action_spec(*envstack.base_env(config))
+    inner = envs.action_spec(*envstack.base_env(config, env, env_params))
     low, high = inner.low.reshape(-1), inner.high.reshape(-1)
     return lambda action: rescale_to_box(env_action(action, spec), low, high)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-import envs
+from purejaxvpg import envs
 from purejaxvpg.algo import envstack, gae, greedy, keys, losses, rollout, weights
 from purejaxvpg.algo.evaluate import make_evaluate
 from purejaxvpg.algo.metrics import EpisodeSummary, EvalMetrics, UpdateMetrics, summarize_episodes

@@ -1,7 +1,7 @@
 """Collect one rollout of `num_steps` steps in `num_envs` environments with lax.scan.
 
 Only the actor runs per step; the critic evaluates the whole batch afterwards in one
-pass (see train.py), which is cheaper than a value call per step.
+pass (program.update), which is cheaper than a value call per step.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.spaces import ActionSpec
 from purejaxvpg.algo import keys
 from purejaxvpg.algo.greedy import choose
+from purejaxvpg.envs.spaces import ActionSpec
 
 
 @struct.dataclass

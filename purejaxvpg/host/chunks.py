@@ -10,8 +10,6 @@ checks happen before anything compiles.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -20,43 +18,9 @@ import jax
 import numpy as np
 
 from purejaxvpg.algo import keys as prng
+from purejaxvpg.host.provenance import code_version, same_code
 
 MARKER = "run.json"
-# The packages whose source decides the numbers: purejaxvpg itself and envs.
-SOURCE_ROOTS = (Path(__file__).resolve().parents[1], Path(__file__).resolve().parents[2] / "envs")
-
-
-def source_digest(roots=SOURCE_ROOTS) -> str:
-    """sha256 over every .py file under `roots` (relative path and bytes), in sorted order:
-    any edit to the code changes it, committed or not."""
-    digest = hashlib.sha256()
-    for root in roots:
-        root = Path(root)
-        for path in sorted(root.rglob("*.py")):
-            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}\n".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def code_version() -> dict:
-    """What computed the chunks. All but `git_commit` must match for chunks to be reused
-    (the commit is informative: a commit that changes no code keeps the digest)."""
-    from purejaxvpg.host.rundir import git_commit  # rundir imports train, which imports us
-
-    versions = {}
-    for name in ("purejaxvpg", "jax", "jaxlib"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {**versions, "source_sha256": source_digest(), "git_commit": git_commit()}
-
-
-def same_code(saved: dict | None, now: dict) -> bool:
-    """Whether a recorded code version (`code_version()`) is `now`'s: everything but the
-    git commit, which is informative only. Chunks are reused, and runs merged, only then."""
-    keys = [k for k in now if k != "git_commit"]
-    return isinstance(saved, dict) and all(saved.get(k) == now[k] for k in keys)
 
 
 class ChunkStore:

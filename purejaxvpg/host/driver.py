@@ -3,7 +3,7 @@ time it, and run it whole (in chunks of seeds) or in blocks of updates.
 
 Every host path goes through here: `purejaxvpg.train` and sweeps (`train`), the CLI
 session with its progress bar and checkpoints (`compile_blocks`, session.py), and the
-throughput benchmark (`prepare`, `compile_whole`). `TrainResult` is built in one place
+throughput benchmark (`prepare`, `sharded_run`, `compile_timed`). `TrainResult` is built in one place
 (`result`).
 """
 
@@ -22,11 +22,11 @@ import numpy as np
 from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo import program
 from purejaxvpg.algo.metrics import EvalMetrics, UpdateMetrics
+from purejaxvpg.algo.policy import seed_policy
 from purejaxvpg.algo.program import Agent, HyperParams, TrainState
 from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter, require_int
 from purejaxvpg.host import chunks, memory
 from purejaxvpg.host import devices as placement
-from purejaxvpg.host.policy import seed_policy
 
 
 @functools.lru_cache(maxsize=8)
@@ -110,10 +110,10 @@ def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
     return init.lower(key_data).compile(), step.lower(state, jnp.int32(0)).compile()
 
 
-def abstract_state(config: Config, num_seeds: int):
+def abstract_state(config: Config, num_seeds: int, agent: Agent | None = None):
     """Shapes and dtypes of the batched TrainState of `num_seeds` seeds (no compile):
-    what a checkpoint is restored into."""
-    return _state_shape(prepare(config), num_seeds)
+    what a checkpoint is restored into. `agent`: the config's, if already built."""
+    return _state_shape(prepare(config) if agent is None else agent, num_seeds)
 
 
 def first_nonfinite_update(config: Config, metrics: dict, eval_metrics: dict, params=None) -> np.ndarray:
@@ -156,6 +156,10 @@ class TrainResult:
     hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
     updates_trained: int | None = None  # updates run in this call (None: all of them)
     devices: int = 1  # devices the seed axis was split over
+    # pjv.train(env=...): the environment object trained on (config.env_id only names it);
+    # result.policy acts in it. Not part of the run's identity: left out of ==, repr
+    env: object = dataclasses.field(default=None, compare=False, repr=False)
+    env_params: object = dataclasses.field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def diverged_at(self) -> np.ndarray:
@@ -190,8 +194,10 @@ class TrainResult:
     def policy(self, seed: int = 0):
         """Seed `seed`'s trained policy as jitted `act(obs, key=None)`: the mode without a
         key, a sample with one; the run's observation statistics applied; actions in the
-        environment's own format (host/policy.py). ValueError naming `seed` if out of range."""
-        return seed_policy(self.config, self.final_state, self.num_seeds, seed)
+        environment's own format (algo/policy.py); a run trained on an environment object
+        acts through that object. ValueError naming `seed` if out of range."""
+        return seed_policy(self.config, self.final_state, self.num_seeds, seed, env=self.env,
+                           env_params=self.env_params)
 
 
 def result(config: Config, final_state, metrics, evals, updates_done: int | None = None,
@@ -318,6 +324,8 @@ def train(
         chunks_loaded=loaded,
         seeds_trained=trained,
         devices=count,
+        env=env,
+        env_params=env_params,
     )
 
 

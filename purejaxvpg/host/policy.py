@@ -15,28 +15,42 @@ from pathlib import Path
 import jax
 import numpy as np
 
-import envs
 from purejaxvpg.algo import keys as prng
-from purejaxvpg.algo.policy import make_policy
+from purejaxvpg.algo.policy import seed_policy
+from purejaxvpg.algo.program import Agent
 from purejaxvpg.config import Config, require_int
 from purejaxvpg.host import devices as placement
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, steps
 
 
-def seed_policy(config: Config, state, num_seeds: int, seed: int = 0):
-    """`act` of seed `seed` of a batched TrainState [num_seeds, ...]: its actor parameters
-    and observation statistics. ValueError naming `seed` unless it is in [0, num_seeds - 1]."""
-    seed = require_int("seed", seed, low=0, high=num_seeds - 1)
-    take = lambda tree: jax.tree.map(lambda x: x[seed], tree)  # noqa: E731
-    stats = envs.observation_stats(state.runner.env_state)
-    return make_policy(config, take(state.actor_params), None if stats is None else take(stats))
+def rebuilt_agent(config: Config, run_dir: Path, env=None, env_params=None, instead: str = ""):
+    """The Agent of a run directory's config: its environment built from config.env_id, or
+    `env`/`env_params` when given. An environment that cannot be built in this process (an
+    import path that does not import here, a suite whose extra is missing, a name registered
+    only in the process that trained) is a one-line ValueError saying why and, `instead`,
+    what to pass."""
+    if env is not None:
+        return Agent.build(config.validate(own_env=True), env=env, env_params=env_params)
+    try:
+        return driver.prepare(config)
+    except ValueError as error:
+        text = str(error)
+        if not text.startswith("env_id"):
+            raise
+        why = text.partition(": ")[2].split(" Registered ids:")[0].rstrip(". ")
+        raise ValueError(
+            f"env_id: the environment of {run_dir} ({config.env_id!r}) cannot be rebuilt in this process "
+            f"({why}). {instead}"
+        ) from None
 
 
-def restore_latest(run_dir: str | Path, seed: int | None = None, what: str = "load"):
-    """(config, num_seeds, updates_done, batched TrainState) of the newest intact checkpoint
-    of the run in `run_dir`. ValueError for a missing directory, one without a run or a
-    checkpoint, or a `seed` the run does not have, before anything is restored."""
+def restore_latest(run_dir: str | Path, seed: int | None = None, what: str = "load", env=None,
+                   env_params=None, instead: str = ""):
+    """(config, num_seeds, updates_done, batched TrainState, Agent) of the newest intact
+    checkpoint of the run in `run_dir`. ValueError for a missing directory, one without a
+    run or a checkpoint, a `seed` the run does not have, or an environment that cannot be
+    rebuilt (rebuilt_agent), before anything is restored."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise ValueError(f"run_dir: {run_dir} does not exist.")
@@ -46,34 +60,44 @@ def restore_latest(run_dir: str | Path, seed: int | None = None, what: str = "lo
         require_int("seed", seed, low=0, high=num_seeds - 1)
     if not steps(run_dir):
         raise ValueError(f"run_dir: {run_dir} has no checkpoint to {what}.")
+    agent = rebuilt_agent(config, run_dir, env, env_params, instead)
     checkpoints = Checkpoints(run_dir)  # the newest intact checkpoint (a damaged one is named)
     try:
-        updates_done, state, _ = checkpoints.restore(driver.abstract_state(config, num_seeds),
+        updates_done, state, _ = checkpoints.restore(driver.abstract_state(config, num_seeds, agent),
                                                       eval_every=config.eval_every)
     finally:
         checkpoints.close()
-    return config, num_seeds, updates_done, state
+    return config, num_seeds, updates_done, state, agent
 
 
-def load_policy(run_dir: str | Path, seed: int = 0):
+def load_policy(run_dir: str | Path, seed: int = 0, env=None, env_params=None):
     """`act(obs, key=None)` of seed `seed` of the run in `run_dir` (written by `purejaxvpg
-    train`), from its newest intact checkpoint and its config.json (see restore_latest)."""
-    config, num_seeds, _, state = restore_latest(run_dir, seed, "load a policy from")
-    return seed_policy(config, state, num_seeds, seed)
+    train`), from its newest intact checkpoint and its config.json (see restore_latest).
+    `env`/`env_params`: the environment object to act in, for a run whose environment this
+    process cannot build from its env_id."""
+    instead = ("Pass the environment object: load_policy(run_dir, seed, env=ENV, env_params=PARAMS), "
+               "or make it buildable here (its module on PYTHONPATH, its extra installed).")
+    config, num_seeds, _, state, _ = restore_latest(run_dir, seed, "load a policy from", env, env_params, instead)
+    return seed_policy(config, state, num_seeds, seed, env=env, env_params=env_params)
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None) -> dict:
+def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None, env=None,
+                 env_params=None) -> dict:
     """Greedy and stochastic episodes of every seed of a run's newest checkpoint, in one
     jitted, vmapped call split over `devices` (devices.select; None: every device). Writes
     and returns the record of RUN_DIR/eval.json: per mode, each seed's mean return, the
-    mean episode length and IQM / mean / median with CIs."""
+    mean episode length and IQM / mean / median with CIs. `env`/`env_params`: as in
+    load_policy."""
     from purejaxvpg.algo.evaluate import make_evaluate  # looked up now: tests record its keys
     from purejaxvpg.report import stats
 
     require_int("episodes", episodes, low=1)
     mesh = placement.mesh(devices)
-    config, num_seeds, updates_done, state = restore_latest(run_dir, what="evaluate")
-    evaluate = jax.vmap(make_evaluate(config, driver.prepare(config).actor, episodes))
+    instead = ("Run `purejaxvpg eval` where it can be built (its module on PYTHONPATH, its extra installed), "
+               "or evaluate from Python: purejaxvpg.host.policy.evaluate_run(run_dir, env=ENV, env_params=PARAMS).")
+    config, num_seeds, updates_done, state, agent = restore_latest(run_dir, what="evaluate", env=env,
+                                                                   env_params=env_params, instead=instead)
+    evaluate = jax.vmap(make_evaluate(config, agent.actor, episodes, env=env, env_params=env_params))
     # eval keys: disjoint from the training keys; everything crosses the mesh as plain arrays
     start = rundir.read_config(run_dir)[1].get("seed_start", 0)  # a seed range: its global seeds' keys
     typed = (state.actor_params, state.runner.env_state, prng.eval_keys(seed, num_seeds, start=start))

@@ -1,7 +1,7 @@
 """The run directory: everything a reviewer needs to rerun and check a number.
 
-RUN_DIR/config.json          the Config, the run options, package versions, backend,
-                             device, git commit, the code version (chunks.code_version: what
+RUN_DIR/config.json          the purejaxvpg version, the Config, the run options, package versions, backend,
+                             device, git commit, the code version (provenance.code_version: what
                              `purejaxvpg merge` compares); after the run, timings and final
                              returns; one entry in "resumes" per --resume (its own versions,
                              commit, code version); in a merged run, "merged": the runs merged
@@ -35,15 +35,15 @@ import io
 import json
 import math
 import os
-import subprocess
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from purejaxvpg import __version__
 from purejaxvpg.algo.metrics import METRIC_NAMES
 from purejaxvpg.config import Config
-from purejaxvpg.host.chunks import code_version
+from purejaxvpg.host.provenance import code_version
 from purejaxvpg.report import plots
 
 PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
@@ -54,7 +54,7 @@ LOCK_NAME = ".purejaxvpg.lock"
 
 def environment() -> dict:
     """Package versions, backend, devices, the git commit of the source tree and the code
-    version (chunks.code_version: versions and a digest of the source)."""
+    version (provenance.code_version: versions and a digest of the source)."""
     versions, code = {}, code_version()
     for name in PACKAGES:
         try:
@@ -70,24 +70,6 @@ def environment() -> dict:
         "git_commit": code["git_commit"],
         "code": code,
     }
-
-
-def git_commit() -> str | None:
-    """HEAD of the repository this package runs from (+ "-dirty" with local changes), or None."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, timeout=10,
-        )
-        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def finite(value):
@@ -121,9 +103,10 @@ def write_json(path: str | Path, value) -> Path:
 
 
 def write_config(run_dir: Path, config: Config, run: dict) -> Path:
-    """config.json of a fresh run: the Config, the run options, the environment."""
-    return write_json(Path(run_dir) / "config.json",
-                      {"config": dataclasses.asdict(config), "run": run, **environment()})
+    """config.json of a fresh run: the purejaxvpg version, the Config, the run options, the
+    environment."""
+    return write_json(Path(run_dir) / "config.json", {"version": __version__, "config": dataclasses.asdict(config),
+                                                      "run": run, **environment()})
 
 
 def _update_config(run_dir: Path, change) -> Path:
@@ -324,3 +307,11 @@ def write_plot(run_dir: Path, result) -> Path:
         title=f"{result.config.env_id}: VPG, {m['env_steps'].shape[0]} seeds",
         exclude=~result.finite_seeds,  # diverged seeds are left out (and counted)
     )
+
+
+def lock_existing(run_dir: Path, name: str):
+    """The lock of an existing run directory. Locked before config.json is read (a run
+    still compiling has none yet); a directory that never held a run is refused unlocked."""
+    if not (Path(run_dir) / LOCK_NAME).is_file():
+        read_config(run_dir)  # raises when it is no run directory, naming the problem
+    return RunLock(run_dir, name=name, create=False)

@@ -1,4 +1,4 @@
-"""Command line: `purejaxvpg train|eval|sweep|bench`.
+"""Command line: `purejaxvpg train|eval|sweep|bench|export|merge`.
 
   purejaxvpg train --env-id CartPole-v1 --num-seeds 8 [--out RUN_DIR] [--config run.toml]
   purejaxvpg train --resume RUN_DIR
@@ -18,157 +18,27 @@ Every Config field is a flag (`--policy-lr 1e-3`, `--hidden-sizes 64,64`,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import sys
 import threading
-import types
-import typing
 from pathlib import Path
 
-from purejaxvpg.config import PRESETS, SWEEPABLE, Config
+from purejaxvpg import __version__
+from purejaxvpg.config import SWEEPABLE
 from purejaxvpg.report import summary
-
-
-def _parse_optional_float(text: str) -> float | None:
-    return None if text.lower() == "none" else float(text)
-
-
-def _parse_int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from error
-
-
-def parse_devices(text: str) -> str | int:
-    """`--devices`: "all" or a number of devices >= 1 (checked against the devices there
-    are by `checked_devices`, once jax is up: after `--distributed` has started it)."""
-    text = text.strip().lower()
-    if text == "all":
-        return "all"
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a number of devices >= 1, got {text!r}")
-    return count
-
-
-def checked_devices(value: str | int | None) -> str | int:
-    """`--devices` (None: "all") checked against the devices this run sees: a ValueError
-    naming --devices and the allowed range, before anything compiles."""
-    from purejaxvpg.host import devices
-
-    value = "all" if value is None else value
-    try:
-        devices.select(value)
-    except ValueError as error:
-        raise ValueError(f"--{error}") from None  # "--devices: must be between 1 and N ..."
-    return value
-
-
-def _parse_env_param(text: str) -> tuple[str, object]:
-    """"name=value" -> (name, value), the value an int, float, bool or else a string."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    raw = raw.strip()
-    if raw.lower() in ("true", "false"):
-        return name.strip(), raw.lower() == "true"
-    for kind in (int, float):
-        try:
-            return name.strip(), kind(raw)
-        except ValueError:
-            pass
-    return name.strip(), raw
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    hints = typing.get_type_hints(Config)
-    group = parser.add_argument_group("configuration (every purejaxvpg.Config field)")
-    for field in dataclasses.fields(Config):
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        doc = f"{field.metadata.get('doc', '')} (default: {field.default})"
-        if field.name == "env_params":  # repeatable NAME=VALUE, merged over the TOML table
-            group.add_argument(
-                "--env-param", "--env-params", dest="env_params", type=_parse_env_param, action="append",
-                default=argparse.SUPPRESS, metavar="NAME=VALUE", help=field.metadata.get("doc", ""),
-            )
-            continue
-        if hint is bool:
-            group.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=doc
-            )
-            continue
-        if hint in (int, float, str):
-            kind = hint
-        elif hint == tuple[int, ...]:
-            kind = _parse_int_tuple
-        elif isinstance(hint, types.UnionType) and set(typing.get_args(hint)) == {float, type(None)}:
-            kind = _parse_optional_float
-        else:  # a new field type must be taught to the parser, not silently dropped
-            raise TypeError(f"cli: no flag parser for Config.{field.name}: {hint}")
-        group.add_argument(
-            flag, type=kind, default=argparse.SUPPRESS, metavar=field.name.upper(), help=doc
-        )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Config from, by precedence: flags on the command line, the `--config` TOML file,
-    the shipped preset for the env id (with `--preset`), the defaults.
-
-    Config flags default to argparse.SUPPRESS, so only flags on the command line are in
-    `args` (which lets `--max-grad-norm none` set None).
-    """
-    values: dict = {}
-    if getattr(args, "config", None) is not None:
-        values.update(read_toml(args.config))
-    values_toml = values.get("env_params", ())
-    values.update(
-        {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
-    )
-    if hasattr(args, "env_params"):  # --env-param pairs override the TOML table's entries
-        values["env_params"] = tuple({**dict(_pairs(values_toml)), **dict(args.env_params)}.items())
-    if getattr(args, "preset", False):
-        values = {**PRESETS.get(values.get("env_id", Config.env_id), {}), **values}
-    return Config.from_dict(values)
-
-
-def _pairs(env_params) -> tuple:
-    """An [env_params] TOML table (dict) or a tuple of pairs, as pairs."""
-    return tuple(env_params.items()) if isinstance(env_params, dict) else tuple(env_params)
-
-
-def read_toml(path: Path) -> dict:
-    """Config fields from a TOML file: top-level keys named like the Config fields."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as error:
-        raise ValueError(f"config: no such file {path}") from error
-    except OSError as error:  # a directory, no permission
-        raise ValueError(f"config: cannot read {path}: {error.strerror or error}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"config: {path} is not valid TOML: {error}") from error
+from purejaxvpg.tools import flags
 
 
 def _eval(args) -> int:
     from purejaxvpg.host import policy
+    from purejaxvpg.host.rundir import lock_existing
     from purejaxvpg.report.stats import Interval
-    from purejaxvpg.tools.train_command import lock_existing
 
     lock = lock_existing(args.run_dir, "run_dir")
     try:
         record = policy.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed,
-                                     devices=checked_devices(args.devices))
+                                     devices=flags.checked_devices(args.devices))
     finally:
         lock.release()
     rows = [("run", record["run_dir"]), ("environment", record["env_id"]),
@@ -187,10 +57,10 @@ def _sweep(args) -> int:
     from purejaxvpg.config import require_int
     from purejaxvpg.tools import sweep
 
-    config = config_from_args(args).validate()
+    config = flags.config_from_args(args).validate()
     require_int("num_seeds", args.num_seeds, low=1)
     require_int("seed", args.seed, low=0, high=MAX_SEED)
-    devices = checked_devices(args.devices)
+    devices = flags.checked_devices(args.devices)
     grid = sweep.parse_grid(args.grid or [])
     ranges = sweep.parse_ranges(args.range or [])
     if bool(grid) == bool(ranges):
@@ -211,7 +81,7 @@ def _sweep(args) -> int:
 def _bench(args) -> int:
     from purejaxvpg.tools import bench
 
-    scenarios = args.scenario or list(bench.SCENARIOS)
+    scenarios = args.scenario or list(bench.DEFAULT_SCENARIOS)
     unknown = [name for name in scenarios if name not in bench.SCENARIOS]
     if unknown:
         raise ValueError(f"scenario: unknown {unknown}; allowed: {list(bench.SCENARIOS)}")
@@ -260,6 +130,7 @@ DEVICES_HELP = ("where the seeds run: every device of this machine (of every pro
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purejaxvpg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"purejaxvpg {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -272,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "of a Slurm array job; `purejaxvpg merge` joins the ranges into one run (default: 0)")
     train.add_argument("--out", type=Path, default=None,
                        help="run directory (default: runs/<env-id>-<date>-<time>)")
-    train.add_argument("--devices", type=parse_devices, default=None, metavar="N|all",
+    train.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all",
                        help=DEVICES_HELP + "; a --resume may change it")
     train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                        help="continue an interrupted run from its newest intact checkpoint (from update 0, "
@@ -295,13 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="W&B group of the run, e.g. one per sweep (default: the run directory's name)")
     _add_distributed_flags(train)
     _add_config_source_flags(train)
-    _add_config_flags(train)
+    flags.add_config_flags(train)
 
     evaluate = commands.add_parser("eval", help="greedy and stochastic evaluation episodes of a trained run")
     evaluate.add_argument("run_dir", type=Path, help="a run directory written by `purejaxvpg train`")
     evaluate.add_argument("--episodes", type=int, default=32, help="episodes per seed for each policy (default: 32)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)")
-    evaluate.add_argument("--devices", type=parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
+    evaluate.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
 
     sweep = commands.add_parser("sweep", help="a grid or random sample of hyperparameters x seeds in one jitted call")
     sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
@@ -311,16 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sampling range of one hyperparameter (log: log-uniform)")
     sweep.add_argument("--num-seeds", type=int, default=8, help="seeds per setting (default: 8)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    sweep.add_argument("--devices", type=parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
+    sweep.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
     sweep.add_argument("--out", type=Path, default=None,
                        help="write sweep.json (every run) and sweep.csv (one row per setting: its "
                        "hyperparameters, diverged runs, IQM / mean / median with 95%% CIs) into this folder")
     _add_config_source_flags(sweep)
-    _add_config_flags(sweep)
+    flags.add_config_flags(sweep)
 
     bench = commands.add_parser("bench", help="throughput across seeds and benchmark scenarios")
     bench.add_argument("--scenario", action="append", default=None,
-                       help="a scenario of purejaxvpg.tools.bench.SCENARIOS; repeat for several (default: all)")
+                       help="a scenario of purejaxvpg.tools.bench.SCENARIOS (cartpole-500k, defaults, wide; smoke: "
+                            "seconds, to check the harness runs); repeat for several (default: all but smoke)")
     # the flag's old name, hidden (a scenario is not a config preset); old commands still run
     bench.add_argument("--preset", action="append", dest="scenario", help=argparse.SUPPRESS)
     bench.add_argument("--num-seeds", default="1,16,256,1024,4096,8192",

@@ -8,7 +8,7 @@ metrics.npz / .csv (global seed indices), learning_curve.png and one final check
 the seeds, so `purejaxvpg eval OUT` and `load_policy(OUT, seed=i)` read it like any run.
 
 Refused before anything is written (ValueError naming the run directory and the difference):
-a run that is not finished, a config, base seed or code version (chunks.code_version, also
+a run that is not finished, a config, base seed or code version (provenance.code_version, also
 of every --resume) that differs from the first run's, overlapping ranges, and gaps. A gap is
 refused, not skipped: a run directory says it holds seeds seed_start..seed_start+num_seeds-1,
 and a seed's index in it is its position in that range (eval, load_policy, the rows of
@@ -34,7 +34,7 @@ from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, steps
-from purejaxvpg.host.chunks import same_code
+from purejaxvpg.host.provenance import same_code
 from purejaxvpg.report import summary
 
 # run options that do not change what a run computes: they may differ between the parts
@@ -144,8 +144,6 @@ def check_parts(parts: list[Part]) -> list[Part]:
 
 def merge(run_dirs: list[Path], out: Path) -> Path:
     """Merge the finished runs of seed ranges `run_dirs` into the new run directory `out`."""
-    from purejaxvpg.tools.train_command import lock_existing
-
     run_dirs, out = [Path(p) for p in run_dirs], Path(out)
     twice = [str(p) for i, p in enumerate(run_dirs) if any(p.resolve() == q.resolve() for q in run_dirs[:i])]
     if twice:
@@ -156,7 +154,7 @@ def merge(run_dirs: list[Path], out: Path) -> Path:
         for path in run_dirs:
             if not path.is_dir():
                 raise ValueError(f"run_dir: {path} is not a directory.")
-            locks.append(lock_existing(path, "run_dir"))  # one still training is refused
+            locks.append(rundir.lock_existing(path, "run_dir"))  # one still training is refused
         parts = check_parts([read_part(path) for path in run_dirs])
         states = [_final_state(p) for p in parts]  # a damaged checkpoint: refused before writing
         lock = rundir.RunLock(out)

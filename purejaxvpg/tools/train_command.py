@@ -15,7 +15,7 @@ from pathlib import Path
 
 from purejaxvpg.config import Config
 from purejaxvpg.report import summary
-from purejaxvpg.tools import cli
+from purejaxvpg.tools import flags
 
 # flags a resumed run may change: they do not alter what the run computes
 RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log", "--wandb-group", "--devices")
@@ -31,14 +31,14 @@ def train(args) -> int:
 
     if args.resume is not None:
         return resume(args)
-    config = cli.config_from_args(args).validate()
+    config = flags.config_from_args(args).validate()
     log = loggers.parse(args.log)
     options = session.RunOptions(
         num_seeds=8 if args.num_seeds is None else args.num_seeds,
         seed=0 if args.seed is None else args.seed,
         seed_start=0 if args.seed_start is None else args.seed_start,
         log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every, progress=args.progress,
-        devices=cli.checked_devices(args.devices),
+        devices=flags.checked_devices(args.devices),
     ).validate()
     name = config.env_id.replace("/", "_").replace(":", "_")  # an import path's colon too
     if args.out is None and distributed.is_distributed():
@@ -100,14 +100,14 @@ def resume(args) -> int:
             "may change). To train something else, leave out --resume and give a new --out."
         )
     out, primary = args.resume, distributed.is_primary()  # only process 0 writes the run directory
-    lock = lock_existing(out, "resume") if primary else rundir.NoLock()  # first: a run still compiling
+    lock = rundir.lock_existing(out, "resume") if primary else rundir.NoLock()  # first: a run still compiling
     try:
         config, run = rundir.read_config(out)
         known = {f.name for f in dataclasses.fields(session.RunOptions)}
         changed = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
         log = loggers.parse(",".join(run.get("log", [])) if args.log is None else args.log)
         changed.update({"log": list(log)} if args.log is not None else {})
-        changed.update({"devices": cli.checked_devices(args.devices)} if args.devices is not None else {})
+        changed.update({"devices": flags.checked_devices(args.devices)} if args.devices is not None else {})
         options = session.RunOptions(**{**{k: v for k, v in run.items() if k in known},
                                         **changed, "progress": args.progress}).validate()
         saved, total = steps(out), config.num_updates
@@ -130,25 +130,15 @@ def resume(args) -> int:
         lock.release()
 
 
-def lock_existing(run_dir: Path, name: str):
-    """The lock of an existing run directory. Locked before config.json is read (a run
-    still compiling has none yet); a directory that never held a run is refused unlocked."""
-    from purejaxvpg.host import rundir
-
-    if not (run_dir / rundir.LOCK_NAME).is_file():
-        rundir.read_config(run_dir)  # raises when it is no run directory, naming the problem
-    return rundir.RunLock(run_dir, name=name, create=False)
-
-
 def join_distributed(args) -> None:
     """`--distributed`: join the jax.distributed run (explicit flags or cluster detection)
     before anything uses a device; its flags without it are refused."""
     from purejaxvpg.host import distributed
 
-    flags = {"--coordinator-address": args.coordinator_address, "--num-processes": args.num_processes,
-             "--process-id": args.process_id, "--heartbeat-timeout": args.heartbeat_timeout}
+    cluster = {"--coordinator-address": args.coordinator_address, "--num-processes": args.num_processes,
+               "--process-id": args.process_id, "--heartbeat-timeout": args.heartbeat_timeout}
     if not args.distributed:
-        given = [flag for flag, value in flags.items() if value is not None]
+        given = [flag for flag, value in cluster.items() if value is not None]
         if given:
             raise ValueError(f"distributed: {', '.join(given)} need --distributed.")
         return
