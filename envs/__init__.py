@@ -1,4 +1,6 @@
-"""JAX-native environments for purejaxvpg.
+"""JAX-native environments for purejaxvpg, imported as `purejaxvpg.envs`
+(`from purejaxvpg import envs`): the repository's top-level envs/ folder, installed under
+the package so that nothing named plain `envs` shadows a user project's own.
 
 One contract for every environment (gymnax >= 1.0):
 ``reset(key, params) -> (obs, state)`` and

@@ -214,7 +214,7 @@ def test_bench_refuses_an_unknown_scenario_by_name(capsys, monkeypatch):
     monkeypatch.setattr(bench, "matmul_peak", _no_work)
     assert cli.main(["bench", "--scenario", "cartpole-500k", "--scenario", "nope", "--num-seeds", "1"]) == 2
     err = capsys.readouterr().err
-    assert "scenario: unknown ['nope']; allowed: ['cartpole-500k', 'defaults', 'wide']" in err
+    assert "scenario: unknown ['nope']; allowed: ['cartpole-500k', 'defaults', 'wide', 'smoke']" in err
 
 
 def test_bench_preset_flag_is_a_hidden_alias_of_scenario(capsys):

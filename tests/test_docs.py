@@ -1,23 +1,211 @@
-"""The README's defaults table and commands stay in step with the code and with CI."""
+"""The README and docs/ say what the code does: every Python block runs, every
+`purejaxvpg ...` command parses and validates with the real parser, every flag and command of
+`--help` is documented and every documented flag exists, the tables are the definitions.
 
+A renamed flag, a removed module or a changed default breaks a test here, not a user.
+"""
+
+from __future__ import annotations
+
+import argparse
 import dataclasses
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import purejaxvpg as pjv
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# flags of other programs that the docs quote (Slurm's sbatch, XLA_FLAGS)
+OTHER_PROGRAMS_FLAGS = {"--gpus-per-node", "--ntasks-per-node", "--xla"}
+# `<!-- file: PATH -->` just before a ```python block: the block is that file of the example
+# project (later blocks import it), written, not run
+FILE_MARK = re.compile(r"<!-- file: (\S+) -->\s*$")
 
 
-def test_readme_defaults_table_matches_config():
-    text = (ROOT / "README.md").read_text()
+def _text(path: Path) -> str:
+    return path.read_text()
+
+
+def fences(path: Path) -> list[tuple[str, str, str]]:
+    """(language, body, the line before the fence) of every fenced block of a page."""
+    lines, out, i = _text(path).splitlines(), [], 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            language, start = lines[i][3:].strip(), i
+            i += 1
+            while not lines[i].startswith("```"):
+                i += 1
+            out.append((language, "\n".join(lines[start + 1:i]), lines[start - 1] if start else ""))
+        i += 1
+    return out
+
+
+def python_examples() -> list[tuple[str, int, dict, str]]:
+    """(page, block number, files of the example project so far, code) of each ```python
+    block to run."""
+    examples, seen = [], set()
+    for page in PAGES:
+        files = {}
+        for n, (language, body, before) in enumerate(fences(page)):
+            if language != "python":
+                continue
+            mark = FILE_MARK.search(before)
+            if mark:
+                files[mark.group(1)] = body
+            elif (body, tuple(files.items())) not in seen:  # a page repeating the README's example
+                seen.add((body, tuple(files.items())))
+                examples.append((page.relative_to(ROOT).as_posix(), n, dict(files), body))
+    return examples
+
+
+@pytest.mark.parametrize("page,number,files,code", python_examples(),
+                         ids=[f"{p}#{n}" for p, n, _, _ in python_examples()])
+def test_every_python_example_runs_in_a_fresh_interpreter(page, number, files, code, tmp_path):
+    for name, body in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(body + "\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{page} block {number}:\n{done.stderr[-3000:]}"
+
+
+def _logical_lines(body: str) -> list[str]:
+    """Lines of a shell block with backslash continuations joined."""
+    return body.replace("\\\n", " ").splitlines()
+
+
+def command_lines() -> list[tuple[str, str, bool]]:
+    """(page, text, whether it is a command to run) of every `purejaxvpg ...`: in fenced
+    blocks other than Python (after `&&`, `;`, `srun`, VAR=value, a quote; comments cut),
+    and in inline code spans, which name a command or a flag in prose (never run)."""
+    found = []
+    for page in PAGES:
+        name, text = page.relative_to(ROOT).as_posix(), _text(page)
+        sources = [(re.sub(r"(^|\s)#.*$", "", line), True) for language, body, _ in fences(page)
+                   if language != "python" for line in _logical_lines(body)]
+        sources += [(span, False) for span in re.findall(r"(?<!`)`(purejaxvpg [^`\n]+)`", text)]
+        for line, fenced in sources:
+            for match in re.finditer(r"(?:^|&&|;|\bsrun|[\s\"'(=])\s*(purejaxvpg(?:\s[^;&\"'#)]*?)?)\s*"
+                                     r"(?:$|&&|;|\"|'|\)|,|\s\|\s)", line):
+                command = match.group(1).strip()
+                found.append((name, command, fenced and not is_synopsis(command)))
+    return found
+
+
+def is_synopsis(command: str) -> bool:
+    """A usage pattern (placeholders, alternatives, optional parts), not a command to run."""
+    pattern = r"[\[\]<>]|\.\.\.|\w\|\w|(?<![\w/-])[A-Z][A-Z_]*(?![\w/-])|--help"
+    return bool(re.search(pattern, command)) or len(command.split()) < 2
+
+
+def _argv(command: str) -> list[str]:
+    command = re.sub(r"\$\(\(.*?\)\)", "0", command)  # $((SLURM_ARRAY_TASK_ID * 64))
+    command = re.sub(r"\$\{?\w+\}?", "0", command)
+    return shlex.split(command)[1:]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {option: action for action in parser._actions for option in action.option_strings
+            if option.startswith("--")}
+
+
+def test_the_docs_hold_commands_of_every_kind():
+    runnable = [c for _, c, run in command_lines() if run]
+    assert {_argv(c)[0] for c in runnable} >= {"train", "sweep", "bench", "merge"}, runnable
+    assert len(runnable) >= 10
+
+
+@pytest.mark.parametrize("page,command,run", command_lines())
+def test_every_documented_command_parses_and_validates(page, command, run):
+    """The real parser; then the real checks that run before anything compiles: the Config,
+    a sweep's grid, a bench scenario. A usage pattern's flags must exist on its command."""
+    from purejaxvpg.tools import bench, cli, flags, sweep
+
+    parser = cli.build_parser()
+    argv = _argv(command)
+    if not run:
+        sub = _subparsers(parser).get(argv[0]) if argv and argv[0][0].isalpha() else parser
+        assert sub is not None or argv[0] in ("COMMAND", "..."), f"{page}: unknown command in {command!r}"
+        sub = sub or parser
+        for token in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", command):
+            assert token in _flags(sub) or token in _flags(parser), f"{page}: {token} in {command!r}"
+        return
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        if argv == ["--version"] and stop.code == 0:
+            return
+        pytest.fail(f"{page}: {command!r} does not parse")
+    if args.command in ("train", "sweep") and getattr(args, "resume", None) is None and args.config is None:
+        config = flags.config_from_args(args)
+        config.validate(own_env=":" in config.env_id)  # an import path names the reader's module
+    if args.command == "sweep":
+        sweep.parse_grid(args.grid or [])
+        sweep.parse_ranges(args.range or [])
+    if args.command == "bench":
+        assert all(name in bench.SCENARIOS for name in args.scenario or []), command
+        bench.parse_seeds(args.num_seeds)
+
+
+def _documented() -> str:
+    return "\n".join(_text(page) for page in PAGES)
+
+
+def test_every_command_and_flag_of_help_is_documented():
+    """What `--help` lists is in the docs: each command as `purejaxvpg <command>`, each flag
+    by name, a Config flag by its flag or its field (the configuration table)."""
+    from purejaxvpg.tools import cli
+
+    parser, docs = cli.build_parser(), _documented()
+    fields = {f.name for f in dataclasses.fields(pjv.Config)}
+    missing = [] if "purejaxvpg --version" in docs else ["--version"]
+    for name, sub in _subparsers(parser).items():
+        if f"purejaxvpg {name}" not in docs:
+            missing.append(name)
+        for flag, action in _flags(sub).items():
+            if action.help == argparse.SUPPRESS or flag == "--help":
+                continue
+            field = flag[2:].replace("-", "_").removeprefix("no_")
+            documented = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", docs) or (
+                field in fields and f"`{field}`" in docs) or (flag == "--env-params" and "--env-param" in docs)
+            if not documented:
+                missing.append(f"{name} {flag}")
+    assert not missing, f"in --help, not in README.md or docs/: {missing}"
+
+
+def test_every_documented_flag_exists():
+    """Each `--flag` the docs quote in code is a flag of some command (or of another program
+    the docs quote, named in OTHER_PROGRAMS_FLAGS)."""
+    from purejaxvpg.tools import cli
+
+    parser = cli.build_parser()
+    known = set(_flags(parser)) | {f for sub in _subparsers(parser).values() for f in _flags(sub)}
+    spans = [command for _, command, _ in command_lines()]
+    spans += [span for page in PAGES for span in re.findall(r"`(--[^`\n]+)`", _text(page))]
+    quoted = {flag for span in spans for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", span)}
+    pytest_flags = {"--dist"}  # `-n 0`, `--dist loadfile`: pytest-xdist's, in the test command's notes
+    assert not sorted(quoted - known - OTHER_PROGRAMS_FLAGS - pytest_flags)
+
+
+def test_defaults_table_matches_config():
+    text = _text(ROOT / "docs" / "configuration.md")
     rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", text, flags=re.M))
     for field in dataclasses.fields(pjv.Config):
         assert rows.get(field.name) == repr(field.default), field.name
 
 
 def test_ci_runs_the_readme_commands():
-    readme = (ROOT / "README.md").read_text()
+    readme = _text(ROOT / "README.md")
     commands = re.findall(r"```bash\n(.+?)\n```", readme)[:2]
     ci = (ROOT / ".ci" / "run").read_text()
     assert len(commands) == 2
@@ -25,12 +213,18 @@ def test_ci_runs_the_readme_commands():
         assert command in ci, command
 
 
-def test_readme_metrics_tables_are_the_metric_definitions():
-    """The README's metric tables list exactly UpdateMetrics and EvalMetrics, in order,
-    each with the meaning its field declares: the one definition of every metric."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Metrics"):text.index("## The algorithm")]
+def test_metrics_tables_are_the_metric_definitions():
+    """The metric tables list exactly UpdateMetrics and EvalMetrics, in order, each with the
+    meaning its field declares: the one definition of every metric."""
+    text = _text(ROOT / "docs" / "python.md")
+    section = text[text.index("## Metrics"):]
     rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", section, flags=re.M)
     expected = {**pjv.UpdateMetrics.meanings(), **pjv.EvalMetrics.meanings()}
     assert [name for name, _ in rows] == list(expected)
     assert dict(rows) == expected
+
+
+def test_docs_links_resolve():
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", _text(page)):
+            assert (page.parent / target).exists(), f"{page.name}: link to {target}"
