@@ -7,13 +7,9 @@
 """
 
 import importlib
-import importlib.metadata
 from typing import TYPE_CHECKING
 
-try:  # single-sourced from pyproject.toml, through the installed package's metadata
-    __version__ = importlib.metadata.version("purejaxvpg")
-except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+from purejaxvpg.version import __version__
 
 # name -> module that defines it: imported on first use, so `import purejaxvpg` touches no
 # device and `purejaxvpg.distributed.initialize()` can still run first (jax.distributed

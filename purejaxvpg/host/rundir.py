@@ -40,11 +40,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from purejaxvpg import __version__
 from purejaxvpg.algo.metrics import METRIC_NAMES
 from purejaxvpg.config import Config
 from purejaxvpg.host.provenance import code_version
 from purejaxvpg.report import plots
+from purejaxvpg.version import __version__
 
 PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
 # what makes a directory a run: a fresh run refuses a directory holding any of these

@@ -24,10 +24,10 @@ import sys
 import threading
 from pathlib import Path
 
-from purejaxvpg import __version__
 from purejaxvpg.config import SWEEPABLE
 from purejaxvpg.report import summary
 from purejaxvpg.tools import flags
+from purejaxvpg.version import __version__
 
 
 def _eval(args) -> int:
