@@ -115,6 +115,30 @@ def test_a_merged_run_evaluates_and_loads_like_one_run(runs, capsys):
     assert "is finished" in capsys.readouterr().err
 
 
+def test_a_seed_range_evaluates_with_its_own_seeds_evaluation_keys(runs):
+    """`eval` of seeds 2..3 trained as a range plays the episodes seeds 2..3 play in one run of
+    seeds 0..3 (evaluation keys K.., not 0..), whatever the evaluation's base seed."""
+    for seed in (0, 5):
+        records = {}
+        for name in ("b", "full"):
+            assert cli.main(["eval", str(runs / name), "--episodes", "4", "--seed", str(seed)]) == 0
+            records[name] = json.loads((runs / name / "eval.json").read_text())
+        for mode in ("greedy", "stochastic"):
+            np.testing.assert_allclose(records["b"][mode]["return_per_seed"],
+                                       records["full"][mode]["return_per_seed"][2:], rtol=1e-6)
+        # not a coincidence of returns: seeds 0..1 of the run play other episodes
+        assert records["full"]["stochastic"]["return_per_seed"][:2] != records["b"]["stochastic"]["return_per_seed"]
+
+
+def test_export_numbers_a_range_s_seeds_by_their_global_index(runs, capsys):
+    """Two ranges of one run exported together keep distinct seed ids, those of one run."""
+    assert cli.main(["export", f"first={runs / 'a'}", f"second={runs / 'b'}", "--format", "csv", "--at", "final"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.strip().splitlines()]
+    run, seed = rows[0].index("run"), rows[0].index("seed")
+    seeds = {label: sorted({int(row[seed]) for row in rows[1:] if row[run] == label}) for label in ("first", "second")}
+    assert seeds == {"first": [0, 1], "second": [2, 3]}
+
+
 def test_a_resumed_seed_range_trains_its_own_seeds(runs, tmp_path):
     """--resume reads seed_start from config.json: the rest of the run trains seeds 2..3."""
     copy = _copy(runs, tmp_path)

@@ -167,10 +167,10 @@ def test_sweep_and_bench(user):
     record = json.loads((home / "sweep" / "sweep.json").read_text())
     assert len((home / "sweep" / "sweep.csv").read_text().splitlines()) == 1 + 2
     assert "runs" in record or record  # written, strict JSON
-    run(["bench", "--scenario", "smoke", "--num-seeds", "1,2", "--out", "bench"])
+    run(["bench", "--scenario", "smoke", "--num-seeds", "2", "--out", "bench"])
     (path,) = (home / "bench").glob("*-smoke-throughput.json")
     points = json.loads(path.read_text())["runs"][0]["points"]
-    assert [p["num_seeds"] for p in points] == [1, 2] and all(p["run_seconds"] > 0 for p in points)
+    assert [p["num_seeds"] for p in points] == [2] and points[0]["run_seconds"] > 0
 
 
 def test_a_user_script_trains_loads_a_policy_and_acts_in_gymnasium(user):
