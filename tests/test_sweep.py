@@ -1,6 +1,7 @@
 """Sweeps: settings x seeds in one vmapped call give what separate runs give."""
 
 import dataclasses
+from pathlib import Path
 
 import chex
 import numpy as np
@@ -85,6 +86,33 @@ def test_sweep_out_that_cannot_be_written_is_refused_before_the_work(where, tmp_
     assert cli.main(["sweep", "--grid", "gamma=0.9,0.99", "--out", str(out)]) == 2
     where = "is a file" if where == "a file" else f"lies under the file {tmp_path / 'f'}"
     assert capsys.readouterr().err.startswith(f"purejaxvpg: error: out: {out} {where}; pass a directory.")
+
+
+@pytest.mark.parametrize("held", ["sweep.json", "sweep.csv"])
+def test_sweep_out_holding_an_earlier_sweep_is_refused_before_the_work(held, tmp_path, capsys, monkeypatch):
+    (tmp_path / held).write_text("an earlier sweep")
+    forbid_compiling(monkeypatch)
+    assert cli.main(["sweep", "--grid", "gamma=0.9,0.99", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"out: {tmp_path} already holds a sweep ({held}); pass another --out" in err and "Traceback" not in err
+    assert (tmp_path / held).read_text() == "an earlier sweep"
+
+
+def test_a_sweep_result_never_replaces_an_earlier_sweep(swept, tmp_path):
+    """From Python too, and even when the earlier one appears after the check (exclusive create)."""
+    first = [p.read_text() for p in swept.write(tmp_path / "one")]
+    with pytest.raises(ValueError, match="already holds a sweep"):
+        swept.write(tmp_path / "one")
+    assert [p.read_text() for p in ((tmp_path / "one") / n for n in sweep.SWEEP_FILES)] == first
+    (tmp_path / "two").mkdir()
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(sweep, "check_new_out", lambda out: (Path(out) / "sweep.json").write_text("raced"))
+    try:
+        with pytest.raises(FileExistsError):
+            swept.write(tmp_path / "two")
+    finally:
+        monkeypatch.undo()
+    assert (tmp_path / "two" / "sweep.json").read_text() == "raced"
 
 
 def test_sweep_writes_csv_and_strict_json(swept, tmp_path):

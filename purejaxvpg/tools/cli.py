@@ -69,6 +69,7 @@ def _sweep(args) -> int:
         config, ranges, args.samples, args.seed
     )
     if args.out is not None:  # before the work, not after it
+        sweep.check_new_out(args.out)
         sweep.writable_dir(args.out)
     result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices)
     print(result.table())

@@ -171,6 +171,7 @@ class SweepResult:
         per setting, best first: its hyperparameters and statistics). Non-finite numbers
         are written as null / an empty cell."""
         out = Path(out)
+        check_new_out(out)
         out.mkdir(parents=True, exist_ok=True)
         record = {
             "config": dataclasses.asdict(self.config),
@@ -186,13 +187,14 @@ class SweepResult:
             ],
         }
         json_path = out / "sweep.json"
-        json_path.write_text(rundir.json_text(record))
+        with open(json_path, "x") as handle:  # "x": another sweep's file is never replaced
+            handle.write(rundir.json_text(record))
 
         stat_names = ("iqm", "mean", "median")
         header = ["rank", *SWEEPABLE, "seeds", "diverged",
                   *(f"{n}{end}" for n in stat_names for end in ("", "_low", "_high"))]
         csv_path = out / "sweep.csv"
-        with open(csv_path, "w", newline="") as handle:
+        with open(csv_path, "x", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             for rank, i in enumerate(self.ranking(), 1):
@@ -201,6 +203,18 @@ class SweepResult:
                 writer.writerow([rank, *self.hyperparameters(i).values(), self.num_seeds,
                                  int((self.diverged_at[i] >= 0).sum()), *cells])
         return [json_path, csv_path]
+
+
+SWEEP_FILES = ("sweep.json", "sweep.csv")
+
+
+def check_new_out(out, name: str = "out") -> None:
+    """ValueError naming `name` when `out` already holds a sweep's files: an earlier sweep's
+    results are never replaced (as `train --out` never replaces a run). Writes nothing."""
+    held = [f for f in SWEEP_FILES if (Path(out) / f).exists()]
+    if held:
+        raise ValueError(f"{name}: {out} already holds a sweep ({', '.join(held)}); pass another --out, "
+                         "or move those files away first.")
 
 
 def writable_dir(path, name: str = "out") -> Path:
