@@ -114,6 +114,39 @@ def test_interrupt_before_the_first_checkpoint_says_so_and_keeps_nothing(signum,
     assert not out.exists()  # the same command can start again
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
+@pytest.mark.parametrize("how", ["interrupted", "failed"])
+def test_a_run_ended_before_its_first_checkpoint_removes_only_what_it_created(how, tmp_path, capsys, monkeypatch):
+    """--out holds the user's own tensorboard/ and wandb-run-id (no run: accepted). A run that
+    ends after writing config.json and metrics.csv but before its first checkpoint removes
+    those and its empty checkpoints/, leaves the user's files, and the same command runs again."""
+    out = tmp_path / "run"
+    (out / "tensorboard").mkdir(parents=True)
+    (out / "tensorboard" / "events.out.mine").write_text("the user's events")
+    (out / "wandb-run-id").write_text("users-run\n")
+    written = []
+
+    def advance(self, steps_done, rate):  # after the first block: config.json, metrics.csv written
+        written.extend(sorted(p.name for p in out.iterdir()))
+        raise RuntimeError("a failure in the middle of the run")
+
+    argv = ["train", *FLAGS, "--checkpoint-every", "0", "--out", str(out)]
+    with monkeypatch.context() as patch:
+        if how == "interrupted":  # while compiling (a finished block would be checkpointed)
+            patch.setattr(driver, "compile_blocks", lambda *a: signal.raise_signal(signal.SIGINT))
+            assert cli.main(argv) == 130
+        else:
+            patch.setattr(session.Progress, "advance", advance)
+            with pytest.raises(RuntimeError, match="a failure in the middle"):
+                cli.main(argv)
+            assert {"config.json", "metrics.csv", "checkpoints"} <= set(written)
+    assert sorted(p.name for p in out.iterdir()) == ["tensorboard", "wandb-run-id"]
+    assert [p.name for p in (out / "tensorboard").iterdir()] == ["events.out.mine"]
+    assert (out / "wandb-run-id").read_text() == "users-run\n"
+    assert cli.main(argv) == 0  # the same command, again
+    assert (out / "wandb-run-id").read_text() == "users-run\n"
+
+
 def test_default_checkpoint_cadence_is_a_tenth_of_the_run_in_whole_blocks():
     readme = pjv.Config(env_id="CartPole-v1")  # 500k steps / (4 x 128) = 976 updates, blocks of 20
     every = session.RunOptions().checkpoint_interval(readme)

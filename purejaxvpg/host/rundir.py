@@ -179,17 +179,19 @@ class RunLock:
     for a whole session: a second `train` on the same --out, or a `--resume` or `eval` of
     a run still training, is refused. The kernel releases it when the process dies.
 
-    create: make RUN_DIR (and its parents) first; `created` lists what was made, so a
-    refused or failed fresh run can leave no directory behind (`remove_created`)."""
+    create: make RUN_DIR (and its parents) first; `created` lists the directories made and
+    `created_file` whether the lock file is new, so a refused or failed fresh run can leave
+    nothing of its own behind (`remove_created`)."""
 
     def __init__(self, run_dir: Path, name: str = "out", create: bool = True):
-        self.run_dir, self.created, self.handle = Path(run_dir), [], None
+        self.run_dir, self.created, self.created_file, self.handle = Path(run_dir), [], False, None
         try:
             if create:
                 missing = [p for p in [self.run_dir.absolute(), *self.run_dir.absolute().parents]
                            if not p.exists()]
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 self.created = missing  # deepest first
+                self.created_file = not (self.run_dir / LOCK_NAME).exists()
             self.handle = open(self.run_dir / LOCK_NAME, "a+")
         except OSError as error:
             self.remove_created()
@@ -217,16 +219,18 @@ class RunLock:
             self.handle = None
 
     def remove_created(self) -> None:
-        """Remove the lock file and the directories this lock created, if nothing else is
-        in them: a refused or failed fresh run must not block its own --out."""
+        """Remove the lock file and the directories this lock created (a directory only if
+        nothing else is in it): a refused or failed fresh run must not block its own --out,
+        nor remove anything it did not make."""
         self.release()
+        if self.created_file:
+            (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
         if not self.created:
             return
-        for leftover in (self.run_dir / LOCK_NAME, self.run_dir / "checkpoints"):
-            try:
-                leftover.rmdir() if leftover.is_dir() else leftover.unlink()
-            except OSError:
-                pass
+        try:
+            (self.run_dir / "checkpoints").rmdir()  # an empty one, in a directory this run made
+        except OSError:
+            pass
         for directory in self.created:
             try:
                 directory.rmdir()  # only if empty

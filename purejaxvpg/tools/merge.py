@@ -159,10 +159,14 @@ def merge(run_dirs: list[Path], out: Path) -> Path:
         states = [_final_state(p) for p in parts]  # a damaged checkpoint: refused before writing
         lock = rundir.RunLock(out)
         try:
-            rundir.check_new_run_dir(out)  # again under the lock
+            rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
+        except BaseException:
+            lock.remove_created()  # that run's files are not ours to remove
+            raise
+        try:
             _write(parts, states, out)
         except BaseException:
-            for name in rundir.RUN_FILES:  # it held none of them: all are ours
+            for name in rundir.RUN_FILES:  # it held none of them (checked under the lock): all are ours
                 path = out / name
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             lock.remove_created()

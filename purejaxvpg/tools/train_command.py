@@ -19,6 +19,10 @@ from purejaxvpg.tools import flags
 
 # flags a resumed run may change: they do not alter what the run computes
 RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log", "--wandb-group", "--devices")
+# what a fresh run writes into its directory (besides the lock, RunLock's): a run that
+# ends before its first checkpoint removes those of them it created, and nothing else
+RUN_WRITES = ("config.json", "metrics.csv", "metrics.npz", "learning_curve.png", "checkpoints", "tensorboard",
+              "wandb-run-id")
 
 
 def train(args) -> int:
@@ -49,27 +53,29 @@ def train(args) -> int:
     distributed.barrier("checked")  # every process checked --out before process 0 creates it
     primary = distributed.is_primary()  # only process 0 writes the run directory
     lock = rundir.RunLock(out) if primary else rundir.NoLock()
-    wrote = []
+    # the names of RUN_WRITES that --out held before this run, read under the lock: the
+    # user's own tensorboard/ or wandb-run-id (not a run: accepted) stay as they are
+    kept: set[str] | None = None
 
     def start(done: int) -> None:
-        if not primary:
-            return
-        rundir.write_config(out, config, {**dataclasses.asdict(options), "log": list(log),
-                                          "wandb_group": args.wandb_group})
-        wrote.extend(out / name for name in ("config.json", "metrics.csv", "wandb-run-id", "tensorboard"))
+        if primary:
+            rundir.write_config(out, config, {**dataclasses.asdict(options), "log": list(log),
+                                              "wandb_group": args.wandb_group})
 
     def discard() -> None:
-        """Nothing to resume: remove what this run wrote, so its --out stays free."""
+        """Nothing to resume: remove what this run created (an empty checkpoints/ too), so
+        the same command runs again; what --out held before is left as it was."""
         from purejaxvpg.host.checkpoint import steps
 
         if primary and not steps(out) and not has_results(out):
-            for path in wrote:
+            for path in (out / name for name in RUN_WRITES if kept is not None and name not in kept):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             lock.remove_created()
 
     try:
         if primary:
             rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
+            kept = {name for name in RUN_WRITES if (out / name).exists() or (out / name).is_symlink()}
         return run_session(out, config, options, resume=False, on_start=start, discard=discard,
                         log=log, wandb_group=args.wandb_group)
     except BaseException:
