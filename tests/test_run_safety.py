@@ -5,6 +5,7 @@ and a failing write or a closed stdout keeps the finished run's metrics."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,6 +146,40 @@ def test_a_run_ended_before_its_first_checkpoint_removes_only_what_it_created(ho
     assert (out / "wandb-run-id").read_text() == "users-run\n"
     assert cli.main(argv) == 0  # the same command, again
     assert (out / "wandb-run-id").read_text() == "users-run\n"
+
+
+EDITS = [("run", "seed_start", 1), ("run", "num_seeds", 3), ("run", "seed", 9),
+         ("config", "total_steps", CONFIG.total_steps * 2), ("config", "policy_lr", 0.5)]
+
+
+def test_resume_refuses_a_config_json_edited_by_hand(tmp_path, capsys, monkeypatch):
+    """The checkpoints carry the run they belong to (Config, base seed, seed range); a
+    config.json that says otherwise is refused naming the field, before anything compiles,
+    and the intact checkpoints are neither called damaged nor set aside."""
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 0
+    shutil.rmtree(out / "checkpoints" / "16")  # interrupted after update 14
+    recorded = json.loads((out / "config.json").read_text())
+    del recorded["results"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    (out / "metrics.npz").unlink()
+    original = (out / "config.json").read_text()
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        forbid_compiling(patch)
+        for section, field, value in EDITS:
+            edited = json.loads(original)
+            was, edited[section][field] = edited[section][field], value
+            (out / "config.json").write_text(json.dumps(edited))
+            assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 2, field
+            err = capsys.readouterr().err
+            name = field if section == "run" else f"config.{field}"
+            assert f"resume: {out}/config.json does not describe the run its checkpoints hold" in err
+            assert f"{name}: {was!r} -> {value!r}" in err and "damaged" not in err and "Traceback" not in err
+            assert steps(out) == [14] and not list((out / "checkpoints").glob("damaged*"))
+    (out / "config.json").write_text(original)  # as the run wrote it: resumes
+    assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert "update 14 of 16" in capsys.readouterr().err
 
 
 def test_default_checkpoint_cadence_is_a_tenth_of_the_run_in_whole_blocks():

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -31,9 +33,35 @@ from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES
 
 ITEMS = ("train_state", "history")  # the items of one checkpoint ("metrics" is orbax's own)
+# and, since 0.2.0, "run": what defines the run (its Config, base seed and seed range, with
+# a digest of both; `identity`), so --resume can refuse a config.json edited by hand
+IDENTITY = "run"
 # UpdateMetrics added since checkpoints were first written, with the value every older run had
 ADDED_METRICS = {"greedy_fraction": 0.0}  # no greedy schedule before it existed
 V0_FIELDS = {"updates_done": "update"}  # current TrainState field -> its name in layout v0
+
+
+def identity(config, seed: int, seed_start: int, num_seeds: int) -> dict:
+    """What defines a run, as a checkpoint carries it: the Config (as config.json writes
+    it), the base seed and the seed range, and a sha256 of them."""
+    run = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "seed": seed, "seed_start": seed_start,
+           "num_seeds": num_seeds}
+    run["sha256"] = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
+    return run
+
+
+def differences(saved: dict, now: dict) -> list[str]:
+    """The fields where two run identities differ, as "name: saved -> now" ("config.<field>"
+    for a Config field), in the order of the identity."""
+    out = []
+    for key in ("seed", "seed_start", "num_seeds"):
+        if saved.get(key) != now.get(key):
+            out.append(f"{key}: {saved.get(key)!r} -> {now.get(key)!r}")
+    old, new = saved.get("config", {}), now.get("config", {})
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"config.{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return out
 
 
 class LayoutError(ValueError):
@@ -93,13 +121,16 @@ class Checkpoints:
         for item in ITEMS:  # registered up front, so a checkpoint's metadata reads before a restore
             registry.add(item, ocp.args.StandardSave)
             registry.add(item, ocp.args.StandardRestore)
+        registry.add(IDENTITY, ocp.args.JsonSave)
+        registry.add(IDENTITY, ocp.args.JsonRestore)
         self.manager = ocp.CheckpointManager(
             self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep),
             handler_registry=registry,
         )
 
-    def save(self, updates_done: int, state, metrics: dict[str, np.ndarray]) -> None:
-        """state: batched TrainState [num_seeds, ...]; metrics: name -> [num_seeds, updates_done].
+    def save(self, updates_done: int, state, metrics: dict[str, np.ndarray], run: dict | None = None) -> None:
+        """state: batched TrainState [num_seeds, ...]; metrics: name -> [num_seeds, updates_done];
+        run: the run's `identity` (saved beside them).
 
         Asynchronous: training goes on while the files are written (`wait`, `close`); a
         failure of the previous save is raised here (OSError)."""
@@ -111,6 +142,7 @@ class Checkpoints:
                     # numpy: every process holds all of it and process 0 writes it (several processes)
                     train_state=ocp.args.StandardSave(jax.tree.map(np.asarray, prng.to_data(state))),
                     history=ocp.args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
+                    **({} if run is None else {IDENTITY: ocp.args.JsonSave(run)}),
                 ),
                 force=True,
             )  # returns once the arrays are on the host; the files are written in the background
@@ -129,6 +161,18 @@ class Checkpoints:
         except Exception as error:
             reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:200]
             raise OSError(f"could not write a checkpoint into {self.dir}: {reason}") from error
+
+    def identity(self) -> dict | None:
+        """The run identity saved with the newest checkpoint that has one (None: no
+        checkpoint, or only ones written before 0.2.0). Reads only that small item."""
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            if (self.dir / str(step) / IDENTITY).is_dir():
+                try:
+                    return dict(self.manager.restore(step, args=ocp.args.Composite(
+                        **{IDENTITY: ocp.args.JsonRestore()}))[IDENTITY])
+                except Exception:  # a damaged item: the restore names the damage, not this check
+                    continue
+        return None
 
     def latest(self) -> int | None:
         """Updates done at the newest complete checkpoint, or None."""

@@ -34,7 +34,7 @@ from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config, require_int
 from purejaxvpg.host import devices as placement
 from purejaxvpg.host import distributed, driver
-from purejaxvpg.host.checkpoint import Checkpoints
+from purejaxvpg.host.checkpoint import Checkpoints, differences, identity
 from purejaxvpg.host.driver import TrainResult
 
 DEFAULT_REFRESHES = 50  # progress refreshes per run when log_every is not given
@@ -88,6 +88,29 @@ class RunOptions:
         if config.eval_every:
             block = config.eval_every * math.ceil(block / config.eval_every)
         return block
+
+
+def check_resume(run_dir: Path, config: Config, options: RunOptions) -> None:
+    """ValueError unless the run that config.json and its options describe is the one its
+    checkpoints were written for (Config, base seed, seed range): a config.json edited by
+    hand would relabel seeds or mix two runs. Checkpoints written before 0.2.0 carry no
+    identity and are believed. Reads one small item of the newest checkpoint, compiles
+    nothing."""
+    checkpoints = Checkpoints(run_dir)
+    try:
+        saved = checkpoints.identity()
+    finally:
+        checkpoints.close()
+    if saved is None:
+        return
+    changed = differences(saved, identity(config, options.seed, options.seed_start, options.num_seeds))
+    if changed:
+        raise ValueError(
+            f"resume: {run_dir}/config.json does not describe the run its checkpoints hold "
+            f"({'; '.join(changed[:4])}{'; ...' if len(changed) > 4 else ''}: checkpoint -> config.json). "
+            "The checkpoints are intact; put config.json back as the run wrote it, or train a new run "
+            "with another --out."
+        )
 
 
 class Interrupted(KeyboardInterrupt):
@@ -218,6 +241,7 @@ def run(
         return jax.tree.map(lambda x: x[:n], placement.gather(state))
 
     checkpoints = Checkpoints(run_dir) if run_dir is not None else None
+    run = identity(config, options.seed, options.seed_start, options.num_seeds)  # saved with every checkpoint
     done, parts, eval_parts = 0, [], []
     if resume and checkpoints is not None and checkpoints.latest() is not None:
         done, state, saved = checkpoints.restore(abstract, set_aside_damaged=True,
@@ -265,7 +289,7 @@ def run(
                     stopping() is not None or (every and done - last_saved >= every)
                 ):
                     try:
-                        checkpoints.save(done, on_host(state), _history(config, parts, eval_parts, done))
+                        checkpoints.save(done, on_host(state), _history(config, parts, eval_parts, done), run)
                     except OSError as error:  # e.g. a full disk: the run goes on, the next one retries
                         print(f"purejaxvpg: warning: {error}; training goes on", file=sys.stderr)
                     last_saved = done
@@ -297,7 +321,7 @@ def run(
         if checkpoints is not None and (
             done > last_saved or (done == first_done and checkpoints.latest() is None)
         ):
-            checkpoints.save(done, state, history)
+            checkpoints.save(done, state, history, run)
     except BaseException:
         _close_quietly(checkpoints)
         raise

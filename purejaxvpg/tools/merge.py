@@ -33,7 +33,7 @@ from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config
 from purejaxvpg.host import driver, rundir
-from purejaxvpg.host.checkpoint import Checkpoints, steps
+from purejaxvpg.host.checkpoint import Checkpoints, identity, steps
 from purejaxvpg.host.provenance import same_code
 from purejaxvpg.report import summary
 
@@ -214,7 +214,8 @@ def _write(parts: list[Part], states: list, out: Path) -> None:
     rundir.write_results(out, summary.results(result))
     checkpoints = Checkpoints(out)
     try:
-        checkpoints.save(config.num_updates, state, joined)
+        checkpoints.save(config.num_updates, state, joined,
+                         identity(config, first.run["seed"], seeds.start, len(seeds)))
     finally:
         checkpoints.close()
     rundir.write_plot(out, result)

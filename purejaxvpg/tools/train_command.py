@@ -117,6 +117,8 @@ def resume(args) -> int:
         options = session.RunOptions(**{**{k: v for k, v in run.items() if k in known},
                                         **changed, "progress": args.progress}).validate()
         saved, total = steps(out), config.num_updates
+        if saved:  # before anything compiles: config.json must be the run its checkpoints hold
+            session.check_resume(out, config, options)
         if saved and saved[-1] >= total and has_results(out) and "results" in json.loads(
             (out / "config.json").read_text()
         ):
