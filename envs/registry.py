@@ -115,6 +115,22 @@ def _check_type(env_id: str, name: str, default, value, label: str):
     return value
 
 
+def check_time_limit(env_id: str, params, label: str = "env_params") -> None:
+    """A parameter whose meaning is known, whatever the environment: `max_steps_in_episode`
+    is a time limit, a whole number of steps >= 1 (0 or less ends no episode, a fraction is
+    no step count). ValueError naming the field otherwise; params without one pass."""
+    value = getattr(params, "max_steps_in_episode", None)
+    if value is None:
+        return
+    number = np.asarray(value)
+    whole = number.ndim == 0 and number.dtype.kind in "iuf" and not isinstance(value, (bool, np.bool_))
+    if not whole or not np.isfinite(number) or number != np.floor(number) or number < 1:
+        raise ValueError(
+            f"{_where(label, 'max_steps_in_episode')}: {env_id}'s max_steps_in_episode is its time limit, "
+            f"a whole number of steps >= 1; got {value!r}."
+        )
+
+
 def _where(label: str, name: str) -> str:
     return f"{label}.{name}" if label == "env_params" else label
 
@@ -134,7 +150,9 @@ def apply_params(env_id: str, params, overrides: dict, label: str = "env_params"
             f"allowed: {', '.join(sorted(fields))}."
         )
     checked = {k: _check_type(env_id, k, getattr(params, k), v, label) for k, v in overrides.items()}
-    return dataclasses.replace(params, **checked)
+    params = dataclasses.replace(params, **checked)
+    check_time_limit(env_id, params, label)
+    return params
 
 
 def unknown_env_message(env_id: str) -> str:

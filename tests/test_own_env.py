@@ -163,6 +163,24 @@ def test_a_bad_env_param_is_refused_naming_the_field_before_compiling(param, mes
     assert code == 2 and re.search(message, err), err
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "BernoulliBandit-misc", "own_env_fixture:make_env"])
+@pytest.mark.parametrize("value", ["0", "-5", "8.5", "true", "1e9999"])
+def test_a_time_limit_that_ends_no_episode_is_refused_before_compiling(env_id, value, capsys, monkeypatch):
+    """max_steps_in_episode means the same in every environment: a whole number of steps >= 1
+    (BernoulliBandit-misc keeps its limit as a float: 8.5 passed its type check)."""
+    argv = ["train", "--env-id", env_id, "--env-param", f"max_steps_in_episode={value}", *SMALL]
+    code, err = _exit_and_error(argv, capsys, monkeypatch)
+    assert code == 2 and err.startswith("purejaxvpg: error: env_params.max_steps_in_episode: "), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="^env_params.max_steps_in_episode: "):
+        pjv.Config(env_id=env_id, env_params=(flags._parse_env_param(f"max_steps_in_episode={value}"),)).validate()
+
+
+def test_valid_time_limits_are_accepted():
+    for env_id, value in (("CartPole-v1", 1), ("BernoulliBandit-misc", 50.0), ("own_env_fixture:make_env", 7)):
+        pjv.Config(env_id=env_id, env_params=(("max_steps_in_episode", value),)).validate()
+
+
 def test_env_params_table_in_toml_and_flags_merge(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('env_id = "CartPole-v1"\n[env_params]\nmax_steps_in_episode = 50\ngravity = 9.0\n')

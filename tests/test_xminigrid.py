@@ -83,7 +83,7 @@ def test_unlisted_names_are_refused_with_the_allowed_ones():
     with pytest.raises(ValueError, match="benchmark download.*MiniGrid-FourRooms"):
         make("XLand-MiniGrid-R1-9x9")
     for limit in (0, -3):  # XLand would never end an episode (it truncates on step_num == max_steps)
-        with pytest.raises(ValueError, match="env_params.max_steps_in_episode: .*positive integer"):
+        with pytest.raises(ValueError, match="env_params.max_steps_in_episode: .*whole number of steps >= 1"):
             pjv.train(pjv.Config(env_id="xminigrid/" + EMPTY, env_params=(("max_steps_in_episode", limit),)))
 
 
