@@ -128,3 +128,20 @@ def test_train_command_with_every_seed_diverged_still_writes_its_run(tmp_path, c
     record = _strict_json((out / "config.json").read_text())["results"]
     assert record["diverged"]["count"] == 2 and record["final_return"]["mean"] is None
     assert (out / "learning_curve.png").exists() and (out / "metrics.npz").exists()
+
+    # its policies act on NaN: refused, naming the seed and the update, unless asked for
+    at = record["diverged"]["at_update"]["1"]
+    with pytest.raises(ValueError, match=rf"^seed: seed 1 diverged at update {at};.*allow_diverged=True"):
+        pjv.load_policy(out, seed=1)
+    act = pjv.load_policy(out, seed=1, allow_diverged=True)
+    assert np.isnan(np.asarray(act(np.zeros(3, np.float32)))).all()
+
+
+def test_a_diverged_seeds_policy_is_refused_unless_asked_for(mixed):
+    result = mixed.result
+    bad = int(np.flatnonzero(result.diverged_at >= 0)[0])
+    good = int(np.flatnonzero(result.diverged_at < 0)[0])
+    with pytest.raises(ValueError, match=rf"^seed: seed {bad} diverged at update {result.diverged_at[bad]};"):
+        result.policy(bad)
+    assert np.isfinite(np.asarray(result.policy(good)(np.zeros(3, np.float32)))).all()
+    result.policy(bad, allow_diverged=True)

@@ -24,16 +24,27 @@ from purejaxvpg.config import Config, require_int
 from purejaxvpg.envs.wrappers import rescale_to_box
 
 
-def seed_policy(config: Config, state, num_seeds: int, seed: int = 0, env=None, env_params=None):
+def seed_policy(config: Config, state, num_seeds: int, seed: int = 0, env=None, env_params=None,
+                diverged_at: int = -1, allow_diverged: bool = False):
     """`act` of seed `seed` of a batched TrainState [num_seeds, ...]: its actor parameters
-    and observation statistics. ValueError naming `seed` unless it is in [0, num_seeds - 1].
+    and observation statistics. ValueError naming `seed` unless it is in [0, num_seeds - 1],
+    and unless it stayed finite: a seed that diverged (`diverged_at` >= 0, the update, or
+    non-finite parameters) acts on NaN, so it is refused unless `allow_diverged`.
     `env`/`env_params`: the environment object the run trained on (pjv.train(env=...)),
     used instead of building config.env_id."""
     seed = require_int("seed", seed, low=0, high=num_seeds - 1)
     take = lambda tree: jax.tree.map(lambda x: x[seed], tree)  # noqa: E731
     stats = envs.observation_stats(state.runner.env_state)
-    return make_policy(config, take(state.actor_params), None if stats is None else take(stats),
-                       env=env, env_params=env_params)
+    params, stats = take(state.actor_params), None if stats is None else take(stats)
+    finite = all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves((params, stats))
+                 if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating))
+    if (diverged_at >= 0 or not finite) and not allow_diverged:
+        when = f"at update {diverged_at}" if diverged_at >= 0 else "(its parameters are not finite)"
+        raise ValueError(
+            f"seed: seed {seed} diverged {when}; its policy would act on NaN. Pick a seed that did not "
+            "diverge, or pass allow_diverged=True to load it anyway."
+        )
+    return make_policy(config, params, stats, env=env, env_params=env_params)
 
 
 def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | None = None,

@@ -191,13 +191,16 @@ class TrainResult:
         steps = self.seeds_trained * updates * self.config.batch_size
         return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
 
-    def policy(self, seed: int = 0):
+    def policy(self, seed: int = 0, allow_diverged: bool = False):
         """Seed `seed`'s trained policy as jitted `act(obs, key=None)`: the mode without a
         key, a sample with one; the run's observation statistics applied; actions in the
         environment's own format (algo/policy.py); a run trained on an environment object
-        acts through that object. ValueError naming `seed` if out of range."""
+        acts through that object. ValueError naming `seed` if out of range, or if it
+        diverged (naming the update) unless `allow_diverged`."""
+        seed = require_int("seed", seed, low=0, high=self.num_seeds - 1)
+        at = int(self.diverged_at[seed])
         return seed_policy(self.config, self.final_state, self.num_seeds, seed, env=self.env,
-                           env_params=self.env_params)
+                           env_params=self.env_params, diverged_at=at, allow_diverged=allow_diverged)
 
 
 def result(config: Config, final_state, metrics, evals, updates_done: int | None = None,

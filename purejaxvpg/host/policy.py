@@ -70,15 +70,20 @@ def restore_latest(run_dir: str | Path, seed: int | None = None, what: str = "lo
     return config, num_seeds, updates_done, state, agent
 
 
-def load_policy(run_dir: str | Path, seed: int = 0, env=None, env_params=None):
+def load_policy(run_dir: str | Path, seed: int = 0, env=None, env_params=None, allow_diverged: bool = False):
     """`act(obs, key=None)` of seed `seed` of the run in `run_dir` (written by `purejaxvpg
     train`), from its newest intact checkpoint and its config.json (see restore_latest).
     `env`/`env_params`: the environment object to act in, for a run whose environment this
-    process cannot build from its env_id."""
+    process cannot build from its env_id. A seed that diverged (config.json's results name
+    the update; or its checkpointed parameters are not finite) is refused unless
+    `allow_diverged`."""
     instead = ("Pass the environment object: load_policy(run_dir, seed, env=ENV, env_params=PARAMS), "
                "or make it buildable here (its module on PYTHONPATH, its extra installed).")
     config, num_seeds, _, state, _ = restore_latest(run_dir, seed, "load a policy from", env, env_params, instead)
-    return seed_policy(config, state, num_seeds, seed, env=env, env_params=env_params)
+    results = rundir.read_info(run_dir).get("results") or {}
+    at = ((results.get("diverged") or {}).get("at_update") or {}).get(str(seed), -1)
+    return seed_policy(config, state, num_seeds, seed, env=env, env_params=env_params, diverged_at=int(at),
+                       allow_diverged=allow_diverged)
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None, env=None,

@@ -129,6 +129,12 @@ def record_resume(run_dir: Path, from_update: int, changed: dict | None = None) 
     return _update_config(run_dir, lambda info: info.setdefault("resumes", []).append(entry))
 
 
+def read_info(run_dir: Path) -> dict:
+    """The whole of an existing run's config.json (versions, results, resumes, ...); read
+    after `read_config` has checked it."""
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
 def read_config(run_dir: Path) -> tuple[Config, dict]:
     """(Config, run options) of an existing run directory."""
     run_dir = Path(run_dir)
