@@ -276,3 +276,32 @@ def test_existing_out_is_kept_unless_force(runs, tmp_path, capsys):
     other = tmp_path / "other.npz"
     assert cli.main(["export", str(runs.cart_a), "--format", "rliable", "--out", str(other)]) == 2
     assert "other.json exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("format", ["csv", "rliable"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_work(runs, tmp_path, capsys, monkeypatch, format):
+    """Under a file, or in a folder where no file can be made: one line naming --out, before
+    any run is read, no temporary name in it and nothing left behind."""
+    from purejaxvpg.report import export
+
+    monkeypatch.setattr(export, "load_run", lambda *a: pytest.fail("a run was read before --out was checked"))
+    (tmp_path / "file").write_text("x")
+    name = "scores.npz" if format == "rliable" else "table.csv"
+    for out, reason in ((tmp_path / "file" / name, "lies under the file"),
+                        (tmp_path / "file" / "deeper" / name, "lies under the file"),
+                        (Path("/proc") / "sub" / name, "cannot write into")):
+        assert cli.main(["export", str(runs.cart_a), "--format", format, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("purejaxvpg: error: out: ") and reason in err and ".tmp" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_failed_write_names_the_file_asked_for(tmp_path):
+    from purejaxvpg.report import export
+
+    (tmp_path / "table.csv").mkdir()  # the final rename cannot replace a directory
+    with pytest.raises(OSError, match=f"^could not write {tmp_path / 'table.csv'}: ") as error:
+        with export._atomic(tmp_path / "table.csv") as handle:
+            handle.write(b"x")
+    assert ".tmp" not in str(error.value)
+    assert not (tmp_path / "table.csv.tmp").exists()

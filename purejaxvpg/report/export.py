@@ -31,6 +31,7 @@ import dataclasses
 import fcntl
 import io
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -282,6 +283,29 @@ def check_out(out: Path, format: str, force: bool) -> None:
             raise ValueError(f"out: {path} is a directory; give a file name.")
         if path.exists() and not force:
             raise ValueError(f"out: {path} exists; pass --force to replace it, or give another --out.")
+    check_writable(Path(out))
+
+
+def check_writable(out: Path) -> None:
+    """ValueError naming --out unless a file can be created at `out`: its folder (made now
+    when missing, as the write would) must not be, or lie under, a file, and a file must be
+    creatable in it. Checked before any work; a refusal leaves nothing behind."""
+    folder = out.absolute().parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"out: {out} lies under the file {existing}; give a path in a folder.")
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        for made in missing:
+            try:
+                made.rmdir()
+            except OSError:
+                break
+        raise ValueError(f"out: cannot write into {folder} ({error.strerror or error}); give another --out.") from None
 
 
 def write(format: str, data, out: Path) -> list[Path]:
@@ -310,10 +334,12 @@ def write(format: str, data, out: Path) -> list[Path]:
 def _atomic(path: Path):
     """A binary handle on path + '.tmp', renamed to path once written (removed on failure)."""
     tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             yield handle
         tmp.replace(path)
+    except OSError as error:  # named by what the user asked for, not the temporary name
+        raise OSError(f"could not write {path}: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
