@@ -58,14 +58,21 @@ def is_import_path(env_id) -> bool:
 
 def _load_factory(env_id: str) -> Callable:
     module_name, _, attr = env_id.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"env_id: {env_id!r} is not an import path of the form 'package.module:factory'.")
+    if not module_name or not attr or not all(part.isidentifier() for part in module_name.split(".")) \
+            or not attr.isidentifier():
+        raise ValueError(f"env_id: {env_id!r} is not an import path of the form 'package.module:factory' "
+                         "(absolute: no leading dot).")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(
             f"env_id: {env_id}: cannot import module {module_name!r} ({type(error).__name__}: {error}); "
             "the module must be importable from this process (installed, or on PYTHONPATH)."
+        ) from error
+    except Exception as error:  # the user's module fails as it runs: SyntaxError, RuntimeError, ...
+        text = str(error).splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"env_id: {env_id}: importing module {module_name!r} raised {type(error).__name__}: {text}"
         ) from error
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):

@@ -191,7 +191,12 @@ class Config:
         plain = lambda x: x.item() if isinstance(x, np.generic) else x  # noqa: E731
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            value = tuple(map(plain, value)) if isinstance(value, tuple) else plain(value)
+            if field.name == "env_params" and isinstance(value, (list, tuple)):  # [[name, value], ...] too
+                value = tuple(tuple(pair) if isinstance(pair, list) else pair for pair in value)
+            elif isinstance(value, (list, tuple)):  # hidden_sizes=[64, 64]: the tuple it means (hashable)
+                value = tuple(map(plain, value))
+            else:
+                value = plain(value)
             object.__setattr__(self, field.name, value)
 
     @property

@@ -204,3 +204,37 @@ def test_make_checks_an_environment_that_is_not_built_in(clean_registry):
         envs.make("wrong-space")
     with pytest.raises(ValueError, match="observation_space"):
         pjv.train(_config(), env=WrongSpace())  # an object given directly is checked too
+
+
+@pytest.mark.parametrize("source, env_id, message", [
+    ("raise RuntimeError('no licence server')\n", "broken_mod_rt:make", "raised RuntimeError: no licence server"),
+    ("def make(:\n", "broken_mod_syntax:make", "raised SyntaxError: "),
+    ("", ".relative_mod:make", "is not an import path of the form 'package.module:factory'"),
+    ("", "pkg..mod:make", "is not an import path"),
+])
+def test_an_import_path_that_fails_is_one_line_naming_it(source, env_id, message, tmp_path, capsys, monkeypatch):
+    """A user module that raises anything at import, or a malformed path: exit 2, one line
+    naming env_id and the error, no traceback."""
+    name = env_id.split(":")[0].lstrip(".")
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = _exit_and_error(["train", "--env-id", env_id, *SMALL], capsys, monkeypatch)
+    assert code == 2 and err.startswith("purejaxvpg: error: env_id: "), err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_rescale_actions_on_an_unbounded_box_is_refused_before_compiling(monkeypatch):
+    """Every seed would diverge: [-1, 1] mapped onto (-inf, inf) sends each action to inf."""
+    import jax.numpy as jnp
+    from gymnax.environments import spaces
+
+    class Unbounded(PickArm):
+        def action_space(self, params=None):
+            return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
+
+        def step_env(self, key, state, action, params):
+            return super().step_env(key, state, jnp.int32(0), params)
+
+    forbid_compiling(monkeypatch)
+    with pytest.raises(ValueError, match=r"^rescale_actions: .*must be bounded.*Leave rescale_actions off"):
+        pjv.train(_config(rescale_actions=True), num_seeds=1, env=Unbounded())

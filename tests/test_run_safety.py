@@ -392,3 +392,25 @@ def test_json_written_by_the_project_has_no_nan():
                              "d": np.array([1.0, -np.inf]), "e": {"f": (float("-inf"),)}})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
         "a": None, "b": [None, 1.5], "c": 3, "d": [1.0, None], "e": {"f": [None]}}
+
+
+def test_resume_keeps_the_runs_progress_choice_unless_given(tmp_path, monkeypatch):
+    from purejaxvpg.tools import train_command
+
+    out = tmp_path / "run"
+    assert cli.main(["train", *FLAGS, "--out", str(out)]) == 0  # FLAGS hold --no-progress
+    seen, run_session = [], train_command.run_session
+
+    def spy(out_, config, options, *args, **kwargs):
+        seen.append(options.progress)
+        return run_session(out_, config, options, *args, **kwargs)
+
+    monkeypatch.setattr(train_command, "run_session", spy)
+    for extra in ([], ["--progress"]):
+        shutil.rmtree(out / "checkpoints" / "16")  # interrupted after update 14
+        recorded = json.loads((out / "config.json").read_text())
+        recorded.pop("results", None)
+        (out / "config.json").write_text(json.dumps(recorded))
+        (out / "metrics.npz").unlink()
+        assert cli.main(["train", "--resume", str(out), *extra]) == 0
+    assert seen == [False, True]

@@ -5,6 +5,7 @@ import dataclasses
 import chex
 import jax
 import numpy as np
+import pytest
 
 import purejaxvpg as pjv
 
@@ -134,3 +135,23 @@ def test_loop_optimisations_do_not_change_results(tiny_config, tiny_result):
     changes = {"scan_unroll": 3, "gae_method": "associative"}
     result = pjv.train(dataclasses.replace(tiny_config, **changes), num_seeds=8, seed=0)
     chex.assert_trees_all_close(result.metrics, tiny_result.metrics, rtol=1e-4, atol=1e-4)
+
+
+def test_num_seeds_and_keys_that_disagree_are_refused(tiny_config):
+    with pytest.raises(ValueError, match=r"^num_seeds: 8, but keys holds 4 keys"):
+        pjv.train(tiny_config, num_seeds=8, keys=pjv.seed_keys(0, 4))
+
+
+def test_train_inside_a_jax_trace_says_it_is_a_host_function(tiny_config):
+    with pytest.raises(ValueError, match=r"^train: purejaxvpg.train is a host function.*make_train"):
+        jax.jit(lambda x: pjv.train(tiny_config, num_seeds=2).metrics["env_steps"].sum() + x)(1.0)
+    with pytest.raises(ValueError, match=r"^train: purejaxvpg.train is a host function"):
+        jax.vmap(lambda k: pjv.train(tiny_config, keys=k[None]).metrics["env_steps"])(pjv.seed_keys(0, 2))
+
+
+def test_a_list_is_the_tuple_it_means_in_a_config():
+    config = pjv.Config(hidden_sizes=[32, 32], env_params=[["max_steps_in_episode", 50]])
+    assert config.hidden_sizes == (32, 32) and config.env_params == (("max_steps_in_episode", 50),)
+    assert hash(config) == hash(pjv.Config(hidden_sizes=(32, 32), env_params=(("max_steps_in_episode", 50),)))
+    config.validate()
+

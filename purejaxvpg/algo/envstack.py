@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from purejaxvpg import envs
 from purejaxvpg.config import Config
 
@@ -47,10 +49,17 @@ def build(config: Config, num_envs: int, evaluation: bool = False, env=None, env
     env, env_params = base_env(config, env, env_params)
     env = envs.EpisodeStatistics(env)
     if config.rescale_actions:
-        if envs.action_spec(env, env_params).discrete:
+        inner = envs.action_spec(env, env_params)
+        if inner.discrete:
             raise ValueError(
                 f"rescale_actions: only for continuous (Box) action spaces; {config.env_id} "
                 "has a Discrete one."
+            )
+        if not (np.isfinite(inner.low).all() and np.isfinite(inner.high).all()):
+            raise ValueError(
+                f"rescale_actions: maps [-1, 1] onto the action box, which must be bounded; {config.env_id}'s "
+                f"Box has low {inner.low.tolist()} and high {inner.high.tolist()} (an infinite bound would "
+                "send every action to infinity). Leave rescale_actions off for this environment."
             )
         env = envs.RescaleAction(env)
     spec = envs.action_spec(env, env_params)

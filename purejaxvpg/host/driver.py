@@ -223,7 +223,7 @@ def result(config: Config, final_state, metrics, evals, updates_done: int | None
 
 def train(
     config: Config,
-    num_seeds: int = 1,
+    num_seeds: int | None = None,
     seed: int = 0,
     keys: jax.Array | None = None,
     chunk_size: int | None = None,
@@ -236,7 +236,8 @@ def train(
 ) -> TrainResult:
     """Train `num_seeds` independent seeds in jitted, vmapped calls.
 
-    `keys` (shape [num_seeds]) overrides `seed` and `seed_start`; seed i always gets
+    `keys` (shape [num_seeds]) overrides `seed` and `seed_start` (and `num_seeds`, which
+    must then be left out or equal their count; without keys it defaults to 1); seed i always gets
     `seed_keys(seed, n)[i]`, and with `seed_start` K the run trains seeds K..K+num_seeds-1
     (`seed_keys(seed, num_seeds, start=K)`: one range of a run split across jobs).
     When the seeds would not fit in device memory (estimate, see memory.py), they run in
@@ -260,7 +261,14 @@ def train(
     (one-axis mesh), chunks are per device, and seed i's result does not depend on the
     device count.
     """
-    keys = prng.seed_keys(seed, num_seeds, start=seed_start) if keys is None else prng.check_keys(keys)
+    _refuse_under_a_trace(keys)
+    if keys is None:
+        keys = prng.seed_keys(seed, 1 if num_seeds is None else num_seeds, start=seed_start)
+    else:
+        keys = prng.check_keys(keys)
+        if num_seeds is not None and num_seeds != keys.shape[0]:
+            raise ValueError(f"num_seeds: {num_seeds}, but keys holds {keys.shape[0]} keys (one per seed); "
+                             "give keys alone, or num_seeds (and seed) alone.")
     num_seeds = int(keys.shape[0])
     mesh = placement.mesh(devices)
     if env is None:
@@ -330,6 +338,24 @@ def train(
         env=env,
         env_params=env_params,
     )
+
+
+def _refuse_under_a_trace(keys) -> None:
+    """ValueError when `train` is called inside jax.jit / vmap / grad: it is a host function
+    (it compiles, times and runs the program), which a trace cannot hold."""
+    traced = isinstance(keys, jax.core.Tracer)
+    try:  # jax's private way to ask; a jax without it leaves the check to the keys
+        from jax._src import core as jax_core
+
+        traced = traced or not jax_core.trace_state_clean()
+    except (ImportError, AttributeError):
+        pass
+    if traced:
+        raise ValueError(
+            "train: purejaxvpg.train is a host function (it compiles, times and runs the program) and cannot "
+            "run inside jax.jit, vmap or grad; trace the pure function instead: "
+            "jax.jit(jax.vmap(purejaxvpg.make_train(config)))(keys)."
+        )
 
 
 def _checked_hparams(hparams, num_seeds: int, config: Config) -> HyperParams:

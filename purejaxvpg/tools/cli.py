@@ -157,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="updates between checkpoints (default: about every tenth of the run, in whole "
                             "blocks, so a killed run loses at most ~10%%; 0: only at the end). Ctrl-C and "
                             "SIGTERM checkpoint the last finished block before exiting")
-    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                       help="progress bar on stderr (default: on)")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar on stderr (default: on; a --resume keeps the run's choice unless given)")
     train.add_argument("--log", default=None, metavar="NAMES",
                        help="also log every block to: tensorboard (RUN_DIR/tensorboard/; extra [tensorboard]), "
                             "wandb (Weights & Biases; extra [wandb]), comma-separated. metrics.csv is always "

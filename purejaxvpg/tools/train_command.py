@@ -41,7 +41,8 @@ def train(args) -> int:
         num_seeds=8 if args.num_seeds is None else args.num_seeds,
         seed=0 if args.seed is None else args.seed,
         seed_start=0 if args.seed_start is None else args.seed_start,
-        log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every, progress=args.progress,
+        log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every,
+        progress=args.progress is not False,
         devices=flags.checked_devices(args.devices),
     ).validate()
     name = config.env_id.replace("/", "_").replace(":", "_")  # an import path's colon too
@@ -115,7 +116,8 @@ def resume(args) -> int:
         changed.update({"log": list(log)} if args.log is not None else {})
         changed.update({"devices": flags.checked_devices(args.devices)} if args.devices is not None else {})
         options = session.RunOptions(**{**{k: v for k, v in run.items() if k in known},
-                                        **changed, "progress": args.progress}).validate()
+                                        **changed, "progress": run.get("progress", True) if args.progress is None
+                                        else args.progress}).validate()
         saved, total = steps(out), config.num_updates
         if saved:  # before anything compiles: config.json must be the run its checkpoints hold
             session.check_resume(out, config, options)
