@@ -1,6 +1,7 @@
 """Sweeps: settings x seeds in one vmapped call give what separate runs give."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import chex
@@ -137,3 +138,24 @@ def test_sweep_writes_csv_and_strict_json(swept, tmp_path):
         assert int(row["seeds"]) == 2 and int(row["diverged"]) == 0
         assert float(row["iqm_low"]) <= float(row["iqm"]) <= float(row["iqm_high"])
     assert [int(r["rank"]) for r in rows] == [1, 2]
+
+
+@pytest.mark.parametrize("argv", [["--samples", "1000000", "--range", "policy_lr=1e-4:1e-2:log"],
+                                  ["--grid", "policy_lr=" + ",".join(f"{i}e-4" for i in range(1, 101)),
+                                   "--grid", "gamma=" + ",".join(f"0.{i:03d}" for i in range(900, 1000)),
+                                   "--grid", "value_iters=" + ",".join(str(i) for i in range(1, 101))]])
+def test_a_sweep_too_large_for_the_host_is_refused_before_anything_is_built(argv, capsys, monkeypatch):
+    """Settings x seeds counted first: a million settings is one line, not minutes of silence."""
+    forbid_compiling(monkeypatch)
+    monkeypatch.setattr(sweep, "grid_settings", lambda *a: pytest.fail("settings built before the size check"))
+    monkeypatch.setattr(sweep, "random_settings", lambda *a: pytest.fail("settings built before the size check"))
+    assert cli.main(["sweep", *argv]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^purejaxvpg: error: sweep: 1,000,000 settings x 8 seeds = 8,000,000 runs would hold about "
+                     r"[\d.]+ GiB of per-update metrics on the host .*sweep fewer settings", err), err
+
+
+def test_a_sweep_says_how_many_runs_it_trains(swept, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "run", lambda *a, **k: swept)
+    assert cli.main(["sweep", "--grid", "gamma=0.9,0.99", "--num-seeds", "2", "--total-steps", "512"]) == 0
+    assert "sweep: 2 settings x 2 seeds = 4 runs" in capsys.readouterr().err

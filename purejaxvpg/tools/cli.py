@@ -18,6 +18,7 @@ Every Config field is a flag (`--policy-lr 1e-3`, `--hidden-sizes 64,64`,
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -65,12 +66,17 @@ def _sweep(args) -> int:
     ranges = sweep.parse_ranges(args.range or [])
     if bool(grid) == bool(ranges):
         raise ValueError("sweep: give either --grid NAME=v1,v2,... or --samples N with --range NAME=low:high[:log].")
+    count = math.prod(len(values) for values in grid.values()) if grid else args.samples
+    if count >= 1:  # a bad --samples is named by random_settings
+        sweep.check_size(config, count, args.num_seeds)
     settings = sweep.grid_settings(config, grid) if grid else sweep.random_settings(
         config, ranges, args.samples, args.seed
     )
     if args.out is not None:  # before the work, not after it
         sweep.check_new_out(args.out)
         sweep.writable_dir(args.out)
+    print(f"sweep: {len(settings):,} settings x {args.num_seeds} seeds = {len(settings) * args.num_seeds:,} runs, "
+          f"{config.num_updates} updates each", file=sys.stderr)
     result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices)
     print(result.table())
     if args.out is not None:

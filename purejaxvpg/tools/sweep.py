@@ -100,6 +100,31 @@ def _check(config: Config, setting: dict) -> dict:
     return setting
 
 
+# copies of every run's per-update metrics the host holds at once (the device's result, the
+# chunks joined, the summaries' views): what a sweep's size is checked against
+HOST_COPIES = 3
+
+
+def check_size(config: Config, settings: int, num_seeds: int) -> int:
+    """settings x seeds runs, counted before any setting is built: ValueError naming the
+    sweep's size when every run's per-update metrics would not fit in this process's host
+    memory (memory.host_limits); else the number of runs."""
+    from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
+    from purejaxvpg.host import memory
+
+    runs = settings * num_seeds
+    per_run = (config.num_updates * len(METRIC_NAMES) + config.num_evals * len(EVAL_METRIC_NAMES)) * 4
+    need, limits = runs * per_run * HOST_COPIES, memory.host_limits()
+    if need > min(limits.values()):
+        raise ValueError(
+            f"sweep: {settings:,} settings x {num_seeds} seeds = {runs:,} runs would hold about {memory.size(need)} "
+            f"of per-update metrics on the host ({config.num_updates} updates each), more than the "
+            f"{memory.size(min(limits.values()))} this process can allocate; sweep fewer settings "
+            "(--samples, --grid) or seeds."
+        )
+    return runs
+
+
 def grid_settings(config: Config, grid: dict[str, list]) -> list[dict]:
     """The product of the grid's values, each a {name: value} dict."""
     names = list(grid)
