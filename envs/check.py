@@ -31,7 +31,9 @@ def check_env(env, params) -> None:
     space, `reset(key, params) -> (obs, state)`, a 6-value `step`, boolean scalar
     `terminated`/`truncated`, `info["final_observation"]` shaped like the observation, and one
     observation shape and dtype from reset and from step, and that shape in
-    `env.observation_space(params)`.
+    `env.observation_space(params)`; at least one action (Discrete(n >= 1), a Box of shape
+    (1,) or more); and, in one jitted rollout of max_steps_in_episode + 1 random steps (for
+    limits up to ROLLOUT_CAP), that an episode ends.
     """
     name = getattr(env, "name", type(env).__name__)
     _check_time_limit(name, params)
@@ -79,6 +81,8 @@ def check_env(env, params) -> None:
             )
     _check_final_observation(name, info, obs)
     _check_observation_space(name, env, params, obs)
+    if int(params.max_steps_in_episode) + 1 <= ROLLOUT_CAP:
+        _check_episodes_end(name, env, params)
 
 
 def _check_time_limit(name, params) -> None:
@@ -109,10 +113,56 @@ def _check_action_space(env, params) -> None:
             "gymnax.environments.spaces.Discrete (categorical policy) and spaces.Box (diagonal "
             "Gaussian). Flatten or re-encode the actions into one of them."
         )
+    if isinstance(space, spaces.Discrete) and int(space.n) < 1:
+        raise ValueError(f"env: {name}'s action space is Discrete({int(space.n)}); it needs at least one action.")
+    if isinstance(space, spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        if shape == () or 0 in shape:
+            raise ValueError(
+                f"env: {name}'s action space is a Box of shape {shape}; the Gaussian policy needs at least one "
+                "action dimension: give it shape (1,) (a scalar action) or more."
+            )
     try:
         action_spec(env, params)
     except ValueError as error:
         raise ValueError(f"env: {error}") from error
+
+
+# steps of the rollout that checks episodes end: the time limit + 1, at most this many
+ROLLOUT_CAP = 10_000
+
+
+def _check_episodes_end(name, env, params) -> None:
+    """One environment, random actions, max_steps_in_episode + 1 steps (at most ROLLOUT_CAP),
+    jitted: some step must end an episode (terminated or truncated), or the trainer's
+    episodes would never finish (no returns, no evaluation ever ends). Tracing cannot tell."""
+    steps = min(int(params.max_steps_in_episode) + 1, ROLLOUT_CAP)
+
+    def rollout(key):
+        key_reset, key_steps = jax.random.split(key)
+        _, state = env.reset(key_reset, params)
+
+        def one(state, k):
+            key_action, key_step = jax.random.split(k)
+            action = env.action_space(params).sample(key_action)
+            _, state, _, terminated, truncated, _ = env.step(key_step, state, action, params)
+            return state, jnp.logical_or(terminated, truncated)
+
+        _, ended = jax.lax.scan(one, state, jax.random.split(key_steps, steps))
+        return ended.any()
+
+    try:
+        ended = bool(jax.jit(rollout)(jax.random.key(0)))
+    except Exception as error:  # noqa: BLE001 -- running the env is the env's contract
+        raise ValueError(
+            f"env: {name} failed in a {steps}-step jitted rollout ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})."
+        ) from error
+    if not ended:
+        raise ValueError(
+            f"env: {name} ended no episode in {steps} steps of random actions (max_steps_in_episode + 1); "
+            "the time limit must end an episode as truncated, with the auto-reset, or no episode ever finishes."
+        )
 
 
 def _check_final_observation(name, info, obs) -> None:

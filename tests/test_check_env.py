@@ -93,6 +93,15 @@ BROKEN = {
         Broken(reset_out=lambda out: (*out, {})),
         r"reset\(key, params\) returned a tuple of 3; it must return \(obs, state\)",
     ),
+    "no_actions": (Broken(action_space=spaces.Discrete(0)), r"action space is Discrete\(0\); it needs at least one"),
+    "scalar_box": (
+        Broken(action_space=spaces.Box(-1.0, 1.0, (), jnp.float32)),
+        r"action space is a Box of shape \(\); .*give it shape \(1,\)",
+    ),
+    "never_ends_an_episode": (
+        Broken(step_out=lambda o, s, r, te, tr, i: (o, s, r, jnp.zeros((), bool), jnp.zeros((), bool), i)),
+        r"ended no episode in 101 steps of random actions \(max_steps_in_episode \+ 1\)",
+    ),
     "vector_reward": (
         Broken(step_out=lambda o, s, r, te, tr, i: (o, s, jnp.stack([r, r]), te, tr, i)),
         r"reward is float32\[2\]; it must be a numeric scalar",
