@@ -26,6 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# whole-program runs in a dozen fresh processes (~2 min on 2 cores): with the learning
+# checks in the slow set, which .ci/run runs after the default suite (python -m pytest -m slow)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ["--env-id", "CartPole-v1", "--num-envs", "4", "--num-steps", "32", "--total-steps", "4096",
           "--value-iters", "1"]  # 32 updates
