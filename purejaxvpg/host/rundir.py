@@ -110,10 +110,9 @@ def write_config(run_dir: Path, config: Config, run: dict) -> Path:
 
 
 def _update_config(run_dir: Path, change) -> Path:
-    path = Path(run_dir) / "config.json"
-    info = json.loads(path.read_text())
+    info = read_info(run_dir)
     change(info)
-    return write_json(path, info)
+    return write_json(Path(run_dir) / "config.json", info)
 
 
 def write_results(run_dir: Path, results: dict) -> Path:

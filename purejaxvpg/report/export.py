@@ -30,7 +30,6 @@ import csv
 import dataclasses
 import fcntl
 import io
-import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -157,7 +156,7 @@ def _diverged(path: Path, arrays: dict) -> np.ndarray:
     for value in arrays.values():
         if value.ndim == 2 and value.shape[0] == num_seeds:
             bad |= ~np.isfinite(value).all(axis=1)
-    results = json.loads((path / "config.json").read_text()).get("results") or {}
+    results = rundir.read_info(path).get("results") or {}
     for seed in ((results.get("diverged") or {}).get("at_update") or {}):
         bad[int(seed)] = True
     return bad

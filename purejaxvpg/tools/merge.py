@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import shutil
 import sys
 import zipfile
@@ -68,7 +67,7 @@ class Part:
 def read_part(path: Path) -> Part:
     """A finished run directory; ValueError naming it unless it is one."""
     config, run = rundir.read_config(path)
-    info = json.loads((path / "config.json").read_text())
+    info = rundir.read_info(path)
     U = config.num_updates
     finish = f"finish it with `purejaxvpg train --resume {path}`"
     results = info.get("results") or {}
@@ -224,7 +223,7 @@ def _write(parts: list[Part], states: list, out: Path) -> None:
 def command(args) -> int:
     """`purejaxvpg merge RUN_DIR... --out OUT`."""
     out = merge(args.run_dirs, args.out)
-    info = json.loads((out / "config.json").read_text())
+    info = rundir.read_info(out)
     run = info["run"]
     print(f"merged {len(args.run_dirs)} runs: seeds {run['seed_start']}..{run['seed_start'] + run['num_seeds'] - 1} "
           f"of base seed {run['seed']}", file=sys.stderr)

@@ -89,7 +89,6 @@ def train(args) -> int:
 def resume(args) -> int:
     """`--resume RUN_DIR`: the recorded config and options, only RESUME_MAY_CHANGE may
     differ; the resuming environment is appended to config.json's "resumes"."""
-    import json
 
     from purejaxvpg.host import distributed, loggers, rundir, session
     from purejaxvpg.host.checkpoint import steps
@@ -121,9 +120,7 @@ def resume(args) -> int:
         saved, total = steps(out), config.num_updates
         if saved:  # before anything compiles: config.json must be the run its checkpoints hold
             session.check_resume(out, config, options)
-        if saved and saved[-1] >= total and has_results(out) and "results" in json.loads(
-            (out / "config.json").read_text()
-        ):
+        if saved and saved[-1] >= total and has_results(out) and "results" in rundir.read_info(out):
             print(f"purejaxvpg: {out} is finished (update {total} of {total}): nothing to resume; "
                   "its results are in config.json, metrics.csv and metrics.npz.", file=sys.stderr)
             return 0
