@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import purejaxvpg as pjv
 from purejaxvpg import envs
 from purejaxvpg.algo import envstack
-from purejaxvpg.algo.evaluate import make_play
+from purejaxvpg.algo.evaluate import eval_steps, make_play
 from purejaxvpg.host import provenance, rundir
 from purejaxvpg.report import stats
 from purejaxvpg.tools.hardware import hardware, hardware_name
@@ -79,7 +79,7 @@ def random_policy_returns(config: pjv.Config, num_seeds: int, episodes: int, see
     """Per seed, the mean undiscounted return of `episodes` episodes of the uniform random policy,
     on the same environment, wrappers and time limit as the trained policy's evaluation."""
     stack = envstack.build(dataclasses.replace(config, normalize_obs=False), episodes, evaluation=True)
-    play = make_play(stack, UniformPolicy(stack.spec))
+    play = make_play(stack, UniformPolicy(stack.spec), eval_steps(config, stack))
     keys = jax.random.split(jax.random.key(seed + 10_000), num_seeds)  # not the training keys
     means = jax.jit(jax.vmap(lambda k: play(None, None, k, False).mean_return()))(keys)
     return [float(x) for x in means]

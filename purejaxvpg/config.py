@@ -21,6 +21,10 @@ GAE_METHODS = ("scan", "associative")
 GREEDY_SCHEDULES = ("linear", "cosine")  # see algo/greedy.py
 GREEDY_POLICY_LOSS = ("exclude", "keep")
 PG_WEIGHTS = ("gae", "future_return", "episode_return")  # see algo/weights.py
+# The longest evaluation episode: one scan step per environment step, so an environment
+# whose time limit is huge (max_steps_in_episode=10**9) still ends its evaluation. 100,000
+# is Craftax's own limit, the largest of any supported suite: no shipped default is cut.
+EVAL_STEPS_CAP = 100_000
 
 
 def _field(default, doc: str):
@@ -184,6 +188,11 @@ class Config:
         16,
         "Episodes per seed per evaluation, for each of the greedy and the stochastic policy.",
     )
+    eval_max_steps: int = _field(
+        0,
+        "Steps after which an evaluation episode is cut and counted with its return so far; 0: the "
+        f"environment's time limit (max_steps_in_episode), at most {EVAL_STEPS_CAP:,}.",
+    )
 
     def __post_init__(self):
         # numpy scalars (np.int64(8) from np.arange, ...) are the plain numbers they hold:
@@ -273,6 +282,7 @@ class Config:
         for name in ("total_steps", "num_envs", "num_steps", "eval_episodes", "scan_unroll"):
             require_int(name, getattr(self, name), low=1)
         require_int("eval_every", self.eval_every, low=0)
+        require_int("eval_max_steps", self.eval_max_steps, low=0, high=EVAL_STEPS_CAP)
         if self.total_steps > 2**31 - 1:
             raise ValueError(
                 f"total_steps: must be <= {2**31 - 1} (env steps are counted in int32), "

@@ -103,6 +103,13 @@ def test_eval_reports_greedy_and_stochastic(run_dir, capsys):
     assert record["updates_done"] == 4 and record["episodes_per_seed"] == 3
     # CartPole pays 1 per step: the mean return is the mean episode length
     np.testing.assert_allclose(np.mean(record["greedy"]["return_per_seed"]), record["greedy"]["mean_length"], rtol=1e-5)
+    assert record["max_steps"] == 500  # CartPole-v1's time limit
+    # --max-steps cuts each episode there: a length of at most 3, and the return with it
+    assert cli.main(["eval", str(run_dir), "--episodes", "3", "--max-steps", "3"]) == 0
+    cut = json.loads((run_dir / "eval.json").read_text())
+    assert cut["max_steps"] == 3 and cut["greedy"]["mean_length"] <= 3 and max(cut["greedy"]["return_per_seed"]) <= 3
+    assert cli.main(["eval", str(run_dir), "--max-steps", "0"]) == 2
+    assert "max_steps: must be an integer >= 1 and <= 100000, got 0" in capsys.readouterr().err
 
 
 def test_toml_config_with_flags_overriding_it(tmp_path):

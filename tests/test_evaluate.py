@@ -91,3 +91,38 @@ def test_evaluation_uses_the_trained_observation_statistics():
 def test_bad_eval_settings_are_clear_errors(field, value):
     with pytest.raises(ValueError, match=field):
         pjv.Config(**{field: value}).validate()
+
+
+def test_an_evaluation_episode_is_cut_at_eval_max_steps_and_counted_with_its_return_so_far():
+    # TimeLimit-known pays 1 per step and never terminates: an episode lasts exactly its
+    # time limit H, so its return is H; cut at M < H steps, it is M.
+    H, M = 40, 7
+    config = pjv.Config(env_id="TimeLimit-known", env_params=(("max_steps_in_episode", H),))
+    s, params = _constant_policy(config, [0.0, 0.0])
+    full = make_evaluate(config, s.actor, 3)(params, None, jax.random.key(0))
+    assert float(full["eval_return_greedy"]) == H and float(full["eval_length_stochastic"]) == H
+    cut = pjv.Config(**{**config.__dict__, "eval_max_steps": M})
+    out = make_evaluate(cut, s.actor, 3)(params, None, jax.random.key(0))
+    assert float(out["eval_return_greedy"]) == M and float(out["eval_length_greedy"]) == M
+    assert float(out["eval_return_stochastic"]) == M
+
+
+def test_a_huge_time_limit_is_capped_so_evaluation_ends():
+    from purejaxvpg.algo.evaluate import eval_steps
+    from purejaxvpg.config import EVAL_STEPS_CAP
+
+    huge = pjv.Config(env_id="CartPole-v1", env_params=(("max_steps_in_episode", 10**9),))
+    assert eval_steps(huge, build(huge, 1)) == EVAL_STEPS_CAP == 100_000
+    default = pjv.Config(env_id="CartPole-v1")
+    assert eval_steps(default, build(default, 1)) == 500  # every shipped limit is below the cap
+    assert eval_steps(pjv.Config(**{**huge.__dict__, "eval_max_steps": 9}), build(huge, 1)) == 9
+    # the whole evaluation of a 10**9 limit runs: 100,000 steps (CartPole's episodes end long before)
+    s, params = _constant_policy(huge, [0.0, 0.0])
+    out = jax.jit(make_evaluate(huge, s.actor, 2))(params, None, jax.random.key(0))
+    assert 5 <= float(out["eval_length_greedy"]) < 200
+
+
+@pytest.mark.parametrize("value", [-1, 100_001, 2.5, True])
+def test_eval_max_steps_out_of_range_is_refused_naming_the_field(value):
+    with pytest.raises(ValueError, match=r"eval_max_steps: must be an integer >= 0 and <= 100000"):
+        pjv.Config(eval_max_steps=value).validate()

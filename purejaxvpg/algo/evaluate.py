@@ -3,7 +3,8 @@
 Greedy acts with the distribution's mode (the reference text's "pick the best known
 action"); stochastic samples as in training. Each evaluation runs `num_episodes`
 fresh environments for one episode each, with observation statistics frozen at their
-trained values and the environment's own (unscaled) rewards.
+trained values and the environment's own (unscaled) rewards. An episode still running
+after `eval_steps` steps is cut there and counted with its return and length so far.
 """
 
 from __future__ import annotations
@@ -18,25 +19,30 @@ from purejaxvpg.algo import envstack
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, EvalMetrics  # noqa: F401  (re-exported)
 from purejaxvpg.algo.networks import Actor
 from purejaxvpg.algo.rollout import env_action
-from purejaxvpg.config import Config
+from purejaxvpg.config import EVAL_STEPS_CAP, Config
 
 
 @struct.dataclass
 class Episodes:
-    """One episode per environment: returns and lengths [K], finished [K] bool."""
+    """One episode per environment: returns and lengths [K], finished [K] bool (False: cut
+    at the evaluation's step limit, its return and length those so far)."""
 
     returns: jax.Array
     lengths: jax.Array
     finished: jax.Array
 
     def mean_return(self) -> jax.Array:
-        """Mean over finished episodes (0 if none; every episode ends by the time limit)."""
-        count = jnp.maximum(self.finished.sum(), 1)
-        return jnp.where(self.finished, self.returns, 0.0).sum() / count
+        """Mean over the K episodes, cut ones included."""
+        return self.returns.mean()
 
     def mean_length(self) -> jax.Array:
-        count = jnp.maximum(self.finished.sum(), 1)
-        return jnp.where(self.finished, self.lengths, 0).sum() / count
+        return self.lengths.mean()
+
+
+def eval_steps(config: Config, stack: envstack.EnvStack) -> int:
+    """Steps an evaluation plays: config.eval_max_steps, or the environment's time limit
+    (every episode has ended by then) capped at EVAL_STEPS_CAP."""
+    return config.eval_max_steps or min(stack.horizon, EVAL_STEPS_CAP)
 
 
 def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None, env=None, env_params=None):
@@ -48,7 +54,7 @@ def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None,
     """
     stack = envstack.build(config, num_episodes or config.eval_episodes, evaluation=True, env=env,
                            env_params=env_params)
-    play = make_play(stack, actor)
+    play = make_play(stack, actor, eval_steps(config, stack))
 
     def evaluate(actor_params, env_state, key: jax.Array) -> EvalMetrics:
         chex.assert_shape(key, (), custom_message="evaluate: one PRNG key (vmap over seeds)")
@@ -66,8 +72,9 @@ def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None,
     return evaluate
 
 
-def make_play(stack: envstack.EnvStack, actor: Actor):
-    """Return `play(actor_params, obs_stats, key, greedy) -> Episodes` (greedy is static)."""
+def make_play(stack: envstack.EnvStack, actor: Actor, steps: int):
+    """Return `play(actor_params, obs_stats, key, greedy) -> Episodes` (greedy is static):
+    `steps` steps of K environments, each environment's first episode kept."""
     env, env_params, spec = stack.env, stack.env_params, stack.spec
 
     def play(actor_params, obs_stats, key: jax.Array, greedy: bool) -> Episodes:
@@ -84,21 +91,20 @@ def make_play(stack: envstack.EnvStack, actor: Actor):
             key, key_action, key_env = jax.random.split(key, 3)
             dist = actor.apply(actor_params, obs)
             action = dist.mode() if greedy else dist.sample(key_action)
-            obs, env_state, _, _, _, info = env.step(
+            obs, env_state, reward, _, _, info = env.step(
                 key_env, env_state, env_action(action, spec), env_params
             )
-            # keep each environment's first finished episode only
-            new = info["episode_finished"] & ~done.finished
+            # the first episode only: its return and length grow until it finishes, then stay
+            # (the environment's own reward: evaluation's stack scales none)
+            running = ~done.finished
             done = Episodes(
-                returns=jnp.where(new, info["episode_return"], done.returns),
-                lengths=jnp.where(new, info["episode_length"], done.lengths),
-                finished=done.finished | new,
+                returns=jnp.where(running, done.returns + reward.astype(jnp.float32), done.returns),
+                lengths=jnp.where(running, done.lengths + 1, done.lengths),
+                finished=done.finished | info["episode_finished"],
             )
             return (obs, env_state, key, done), None
 
-        (_, _, _, done), _ = jax.lax.scan(
-            step, (obs, env_state, key, first), None, length=stack.horizon
-        )
+        (_, _, _, done), _ = jax.lax.scan(step, (obs, env_state, key, first), None, length=steps)
         return done
 
     return play

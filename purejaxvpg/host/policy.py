@@ -87,21 +87,26 @@ def load_policy(run_dir: str | Path, seed: int = 0, env=None, env_params=None, a
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None, env=None,
-                 env_params=None) -> dict:
+                 env_params=None, max_steps: int | None = None) -> dict:
     """Greedy and stochastic episodes of every seed of a run's newest checkpoint, in one
     jitted, vmapped call split over `devices` (devices.select; None: every device). Writes
     and returns the record of RUN_DIR/eval.json: per mode, each seed's mean return, the
     mean episode length and IQM / mean / median with CIs. `env`/`env_params`: as in
-    load_policy."""
-    from purejaxvpg.algo.evaluate import make_evaluate  # looked up now: tests record its keys
+    load_policy. max_steps: cut each episode there (None: the run's eval_max_steps)."""
+    from purejaxvpg.algo.evaluate import eval_steps, make_evaluate  # looked up now: tests record its keys
+    from purejaxvpg.config import EVAL_STEPS_CAP
     from purejaxvpg.report import stats
 
     require_int("episodes", episodes, low=1)
+    if max_steps is not None:
+        require_int("max_steps", max_steps, low=1, high=EVAL_STEPS_CAP)
     mesh = placement.mesh(devices)
     instead = ("Run `purejaxvpg eval` where it can be built (its module on PYTHONPATH, its extra installed), "
                "or evaluate from Python: purejaxvpg.host.policy.evaluate_run(run_dir, env=ENV, env_params=PARAMS).")
     config, num_seeds, updates_done, state, agent = restore_latest(run_dir, what="evaluate", env=env,
                                                                    env_params=env_params, instead=instead)
+    if max_steps is not None:
+        config = dataclasses.replace(config, eval_max_steps=max_steps)
     evaluate = jax.vmap(make_evaluate(config, agent.actor, episodes, env=env, env_params=env_params))
     # eval keys: disjoint from the training keys; everything crosses the mesh as plain arrays
     start = rundir.read_config(run_dir)[1].get("seed_start", 0)  # a seed range: its global seeds' keys
@@ -111,7 +116,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices
     out = jax.tree.map(lambda x: x[:num_seeds], placement.gather(run(*placement.shard(inputs, mesh)).as_dict()))
 
     record = {"run_dir": str(run_dir), "env_id": config.env_id, "num_seeds": num_seeds,
-              "updates_done": updates_done, "episodes_per_seed": episodes, "seed": seed}
+              "updates_done": updates_done, "episodes_per_seed": episodes, "seed": seed,
+              "max_steps": eval_steps(config, agent.stack)}
     for mode in ("greedy", "stochastic"):
         returns = np.asarray(out[f"eval_return_{mode}"])  # [num_seeds], each the mean of `episodes`
         record[mode] = {

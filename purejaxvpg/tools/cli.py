@@ -39,11 +39,12 @@ def _eval(args) -> int:
     lock = lock_existing(args.run_dir, "run_dir")
     try:
         record = policy.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed,
-                                     devices=flags.checked_devices(args.devices))
+                                     devices=flags.checked_devices(args.devices), max_steps=args.max_steps)
     finally:
         lock.release()
     rows = [("run", record["run_dir"]), ("environment", record["env_id"]),
             ("seeds x episodes", f"{record['num_seeds']} x {record['episodes_per_seed']}"),
+            ("steps per episode, at most", f"{record['max_steps']:,}"),
             ("checkpoint (updates done)", str(record["updates_done"]))]
     for mode in ("greedy", "stochastic"):
         r = record[mode]
@@ -179,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="a run directory written by `purejaxvpg train`")
     evaluate.add_argument("--episodes", type=int, default=32, help="episodes per seed for each policy (default: 32)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)")
+    evaluate.add_argument("--max-steps", type=int, default=None,
+                          help="cut each episode after this many steps (default: the run's eval_max_steps)")
     evaluate.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
 
     sweep = commands.add_parser("sweep", help="a grid or random sample of hyperparameters x seeds in one jitted call")
@@ -268,9 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
                "export": _export, "merge": _merge}[args.command]
+    from purejaxvpg.host.watchdog import Watchdog
+
     previous = _sigterm_interrupts()
     try:
-        return handler(args)
+        with Watchdog():  # a signal stops the process even inside a long compiled call
+            return handler(args)
     except ValueError as error:
         return _error(str(error), 2)
     except KeyboardInterrupt as stop:  # outside a session's blocks (those report themselves)

@@ -1,0 +1,115 @@
+"""A signal that cannot reach Python still stops the process, within a stated time.
+
+Python runs a signal handler only between bytecodes of the main thread. While that thread
+waits inside a compiled XLA call (a long block of updates, an evaluation of very long
+episodes, a compile), Ctrl-C and SIGTERM are noted and nothing happens until the call
+returns. The C-level handler still writes the signal's number to the wakeup fd
+(`signal.set_wakeup_fd`) at once, so a thread reading that fd learns of it on time: it gives
+the process `seconds` to stop by itself (a session finishes and checkpoints its block, the
+CLI exits 130 / 143), then ends it with `os._exit(128 + signum)` and one line on stderr.
+A second signal shortens the wait to one second. Nothing is written from the thread: a
+run stopped this way resumes from its last checkpoint, as after a SIGKILL.
+
+Only signals Python handles reach the fd, so one the process was told to ignore (a shell's
+background job ignores SIGINT) stays ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+
+SECONDS_VARIABLE = "PUREJAXVPG_STOP_SECONDS"
+DEFAULT_SECONDS = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
+SECOND_SIGNAL_SECONDS = 1.0
+WATCHED = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_seconds() -> float:
+    """The grace from $PUREJAXVPG_STOP_SECONDS (a positive number), else DEFAULT_SECONDS."""
+    text = os.environ.get(SECONDS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{SECONDS_VARIABLE}: must be a positive number of seconds, got {text!r}.")
+    return seconds
+
+
+class Watchdog:
+    """While installed (main thread only; elsewhere it does nothing): a SIGINT / SIGTERM the
+    process has not acted on within `seconds` ends it."""
+
+    def __init__(self, seconds: float | None = None):
+        self.seconds = stop_seconds() if seconds is None else seconds
+        self.thread = None
+
+    def __enter__(self) -> Watchdog:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self.read, self.write = socket.socketpair()
+        self.read.setblocking(False)
+        self.write.setblocking(False)
+        self.closing = False
+        self.previous_fd = signal.set_wakeup_fd(self.write.fileno(), warn_on_full_buffer=False)
+        self.thread = threading.Thread(target=self._watch, name="purejaxvpg-watchdog", daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is None:
+            return
+        self.closing = True
+        signal.set_wakeup_fd(self.previous_fd)
+        self.write.close()  # wakes the thread: its end reads EOF
+        self.thread.join(timeout=5)
+        self.read.close()
+        self.thread = None
+
+    def _watch(self) -> None:
+        first, deadline = None, None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.read], [], [], timeout)
+            if self.closing:
+                return
+            if not ready:  # the deadline passed and the process is still here
+                _stop(first, self.seconds)
+            try:
+                data = self.read.recv(64)
+            except BlockingIOError:
+                continue
+            if not data:  # closed
+                return
+            for signum in data:
+                if signum not in WATCHED:
+                    continue
+                now = time.monotonic()
+                if first is None:
+                    first, deadline = signum, now + self.seconds
+                else:
+                    deadline = min(deadline, now + SECOND_SIGNAL_SECONDS)
+
+
+def _stop(signum: int, seconds: float) -> None:
+    """End the process now: one line (written straight to fd 2, whatever the main thread
+    holds), the terminal's cursor back, exit 128 + signum."""
+    name = signal.Signals(signum).name
+    line = (f"\npurejaxvpg: {name}: still inside a compiled call {seconds:g} s after the signal; stopping "
+            f"now (exit {128 + signum}). A training run continues from its last checkpoint with "
+            "`purejaxvpg train --resume RUN_DIR`; what the running block had done is lost.\n")
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            line = "\x1b[?25h" + line  # a progress bar may have hidden the cursor
+        os.write(2, line.encode())
+    except (OSError, ValueError):
+        pass
+    os._exit(128 + signum)
