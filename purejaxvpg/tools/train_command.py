@@ -22,7 +22,7 @@ RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log"
 # what a fresh run writes into its directory (besides the lock, RunLock's): a run that
 # ends before its first checkpoint removes those of them it created, and nothing else
 RUN_WRITES = ("config.json", "metrics.csv", "metrics.npz", "learning_curve.png", "checkpoints", "tensorboard",
-              "wandb-run-id")
+              "wandb-run-id", "library.log")
 
 
 def train(args) -> int:
@@ -162,7 +162,20 @@ def run_session(out: Path, config: Config, options, resume: bool, on_start, disc
              wandb_group=None) -> int:
     """Run the session; write metrics.npz/.csv and config.json's results before the final
     checkpoint, then print, then plot: what can fail last loses nothing. metrics.csv is
-    appended block by block meanwhile, and the `--log` loggers get every block (loggers.py)."""
+    appended block by block meanwhile, and the `--log` loggers get every block (loggers.py).
+    What libraries report from background threads goes to RUN_DIR/library.log (library_log.py)."""
+    import jax
+
+    from purejaxvpg.host import distributed
+    from purejaxvpg.host.library_log import LibraryLog
+
+    name = "library.log" if distributed.is_primary() else f"library-process{jax.process_index()}.log"
+    with LibraryLog(out / name):
+        return _run_session(out, config, options, resume, on_start, discard, log, wandb_group)
+
+
+def _run_session(out: Path, config: Config, options, resume: bool, on_start, discard, log, wandb_group) -> int:
+    """run_session's body, with the library log installed."""
     from purejaxvpg.host import distributed, loggers, rundir, session
     from purejaxvpg.host.checkpoint import steps
 
