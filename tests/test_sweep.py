@@ -159,3 +159,27 @@ def test_a_sweep_says_how_many_runs_it_trains(swept, capsys, monkeypatch):
     monkeypatch.setattr(sweep, "run", lambda *a, **k: swept)
     assert cli.main(["sweep", "--grid", "gamma=0.9,0.99", "--num-seeds", "2", "--total-steps", "512"]) == 0
     assert "sweep: 2 settings x 2 seeds = 4 runs" in capsys.readouterr().err
+
+
+def test_a_large_sweep_shows_its_settings_being_checked(capsys, monkeypatch, tmp_path):
+    """20,000 settings (~1 s to check): a line every 10,000, before the training's lines;
+    a setting that is refused leaves no --out behind."""
+    grid = ["--grid", "policy_lr=" + ",".join(f"{i}e-5" for i in range(1, 201)),
+            "--grid", "gamma=" + ",".join(f"0.{i:03d}" for i in range(900, 1000))]
+    monkeypatch.setattr(sweep, "run", lambda *a, **k: pytest.fail("trained"))
+    argv = ["sweep", *grid, "--grid", "gae_lambda=1.5", "--num-seeds", "1", "--total-steps", "512",
+            "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "sweep: 20,000 settings x 1 seeds = 20,000 runs" in err and "gae_lambda" in err
+    assert not (tmp_path / "out").exists()
+    checked = []
+    sweep.grid_settings(BASE, sweep.parse_grid(grid[1::2]), lambda done, total: checked.append((done, total)))
+    assert checked == [(10_000, 20_000), (20_000, 20_000)]
+
+
+def test_a_sweep_reports_its_compile_and_every_chunk(capsys):
+    calls = []
+    result = sweep.run(BASE, SETTINGS, num_seeds=2, seed=3, reps=50, chunk_size=2,
+                       on_chunk=lambda done, total, seconds: calls.append((done, total)))
+    assert calls == [(0, 4), (2, 4), (4, 4)] and result.final_returns.shape == (2, 2)

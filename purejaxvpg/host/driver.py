@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -233,6 +234,7 @@ def train(
     env_params=None,
     devices=None,
     seed_start: int = 0,
+    on_chunk: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train `num_seeds` independent seeds in jitted, vmapped calls.
 
@@ -260,6 +262,9 @@ def train(
     run, N for the first N, or a list of jax.Device); the seed axis is split over them
     (one-axis mesh), chunks are per device, and seed i's result does not depend on the
     device count.
+
+    `on_chunk(seeds_done, num_seeds, seconds)`: after the compile (0, num_seeds, compile
+    seconds) and after every chunk, trained or loaded: where a caller shows progress.
     """
     _refuse_under_a_trace(keys)
     if keys is None:
@@ -304,6 +309,8 @@ def train(
     first_inputs = take(0, min(chunk_size, num_seeds))
     abstract = jax.eval_shape(run, *first_inputs)
     compiled, compile_seconds = compile_timed(run, *first_inputs)
+    report = on_chunk or (lambda done, total, seconds: None)
+    report(0, num_seeds, compile_seconds)
     parts, run_seconds, loaded, trained = [], 0.0, 0, 0
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
@@ -311,6 +318,7 @@ def train(
         if saved is not None:
             parts.append(saved)
             loaded += 1
+            report(last, num_seeds, 0.0)
             continue
         chunk_inputs = first_inputs if first == 0 else take(first, last)
         start = time.perf_counter()
@@ -321,6 +329,7 @@ def train(
         if store:
             store.save(first, last, out)
         parts.append(out)
+        report(last, num_seeds, time.perf_counter() - start)
 
     final_state, metrics, evals = parts[0] if len(parts) == 1 else jax.tree.map(
         lambda *xs: np.concatenate(xs), *parts

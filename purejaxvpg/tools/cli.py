@@ -70,15 +70,26 @@ def _sweep(args) -> int:
     count = math.prod(len(values) for values in grid.values()) if grid else args.samples
     if count >= 1:  # a bad --samples is named by random_settings
         sweep.check_size(config, count, args.num_seeds)
-    settings = sweep.grid_settings(config, grid) if grid else sweep.random_settings(
-        config, ranges, args.samples, args.seed
-    )
     if args.out is not None:  # before the work, not after it
         sweep.check_new_out(args.out)
+    runs = f"{count:,} settings x {args.num_seeds} seeds = {count * args.num_seeds:,} runs"
+    print(f"sweep: {runs}, {config.num_updates} updates each", file=sys.stderr)
+
+    def checking(done: int, total: int) -> None:
+        if total >= sweep.PROGRESS_EVERY:  # a small sweep is checked in well under a second
+            print(f"sweep: checked {done:,} of {total:,} settings", file=sys.stderr)
+
+    def training(done: int, total: int, seconds: float) -> None:
+        what = f"compiled in {seconds:.1f} s; training" if done == 0 else f"trained {done:,} of {total:,} runs"
+        print(f"sweep: {what}" + (f" ({seconds:.1f} s)" if done else ""), file=sys.stderr)
+
+    settings = sweep.grid_settings(config, grid, checking) if grid else sweep.random_settings(
+        config, ranges, args.samples, args.seed, checking
+    )
+    if args.out is not None:  # made only once every setting is valid
         sweep.writable_dir(args.out)
-    print(f"sweep: {len(settings):,} settings x {args.num_seeds} seeds = {len(settings) * args.num_seeds:,} runs, "
-          f"{config.num_updates} updates each", file=sys.stderr)
-    result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices)
+    result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices,
+                       on_chunk=training)
     print(result.table())
     if args.out is not None:
         paths = result.write(args.out)

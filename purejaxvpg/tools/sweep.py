@@ -125,25 +125,43 @@ def check_size(config: Config, settings: int, num_seeds: int) -> int:
     return runs
 
 
-def grid_settings(config: Config, grid: dict[str, list]) -> list[dict]:
+PROGRESS_EVERY = 10_000  # settings checked between two on_progress calls (~0.6 s on a CPU)
+
+
+def _checked(config: Config, settings, total: int, on_progress) -> list[dict]:
+    """Each of `total` settings validated (~60 us each); on_progress(done, total) every
+    PROGRESS_EVERY settings and at the end."""
+    out = []
+    for done, setting in enumerate(settings, 1):
+        out.append(_check(config, setting))
+        if on_progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+            on_progress(done, total)
+    return out
+
+
+def grid_settings(config: Config, grid: dict[str, list], on_progress=None) -> list[dict]:
     """The product of the grid's values, each a {name: value} dict."""
     names = list(grid)
-    return [_check(config, dict(zip(names, values))) for values in itertools.product(*grid.values())]
+    total = math.prod(len(values) for values in grid.values())
+    return _checked(config, (dict(zip(names, values)) for values in itertools.product(*grid.values())),
+                    total, on_progress)
 
 
-def random_settings(config: Config, ranges: dict, samples: int, seed: int = 0) -> list[dict]:
+def random_settings(config: Config, ranges: dict, samples: int, seed: int = 0, on_progress=None) -> list[dict]:
     """`samples` settings drawn uniformly (or log-uniformly) from the ranges."""
     if samples < 1:
         raise ValueError(f"samples: must be an integer >= 1 with --range, got {samples}.")
     rng = np.random.default_rng(seed)
-    settings = []
-    for _ in range(samples):
-        setting = {}
-        for name, (low, high, log) in ranges.items():
-            x = math.exp(rng.uniform(math.log(low), math.log(high))) if log else rng.uniform(low, high)
-            setting[name] = int(round(x)) if name in INTEGER else float(x)
-        settings.append(_check(config, setting))
-    return settings
+
+    def draw():
+        for _ in range(samples):
+            setting = {}
+            for name, (low, high, log) in ranges.items():
+                x = math.exp(rng.uniform(math.log(low), math.log(high))) if log else rng.uniform(low, high)
+                setting[name] = int(round(x)) if name in INTEGER else float(x)
+            yield setting
+
+    return _checked(config, draw(), samples, on_progress)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,21 +253,27 @@ SWEEP_FILES = ("sweep.json", "sweep.csv")
 
 def check_new_out(out, name: str = "out") -> None:
     """ValueError naming `name` when `out` already holds a sweep's files: an earlier sweep's
-    results are never replaced (as `train --out` never replaces a run). Writes nothing."""
+    results are never replaced (as `train --out` never replaces a run), or when it is, or
+    lies under, a file. Writes nothing."""
+    _not_a_file(Path(out), name)
     held = [f for f in SWEEP_FILES if (Path(out) / f).exists()]
     if held:
         raise ValueError(f"{name}: {out} already holds a sweep ({', '.join(held)}); pass another --out, "
                          "or move those files away first.")
 
 
-def writable_dir(path, name: str = "out") -> Path:
-    """Create `path` (a directory) and check a file can be written in it, before any
-    work: a ValueError naming `name` if it is a file, lies under one, or is read-only."""
-    path = Path(path)
+def _not_a_file(path: Path, name: str) -> None:
     for place in (path, *path.parents):
         if place.exists() and not place.is_dir():
             where = "is a file" if place == path else f"lies under the file {place}"
             raise ValueError(f"{name}: {path} {where}; pass a directory.")
+
+
+def writable_dir(path, name: str = "out") -> Path:
+    """Create `path` (a directory) and check a file can be written in it, before any
+    work: a ValueError naming `name` if it is a file, lies under one, or is read-only."""
+    path = Path(path)
+    _not_a_file(path, name)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -262,12 +286,12 @@ def writable_dir(path, name: str = "out") -> Path:
 
 
 def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
-        reps: int = 2000, devices=None, chunk_size: int | None = None) -> SweepResult:
+        reps: int = 2000, devices=None, chunk_size: int | None = None, on_chunk=None) -> SweepResult:
     """Train every setting x seed in one jitted, vmapped call and summarise each setting.
     A run that diverges (non-finite metrics or parameters) is left out of its setting's
-    statistics and counted in `diverged_at`. `devices`, `chunk_size` (driver.train): the
-    settings x seeds axis is split over those devices (None: every device), in calls of
-    chunk_size runs (None: as many as fit)."""
+    statistics and counted in `diverged_at`. `devices`, `chunk_size`, `on_chunk`
+    (driver.train): the settings x seeds axis is split over those devices (None: every
+    device), in calls of chunk_size runs (None: as many as fit)."""
     G, S = len(settings), num_seeds
     base = HyperParams.from_config(config)
     columns = {
@@ -276,7 +300,8 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
         if not name.startswith("greedy_") or any(name in st for st in settings)
     }
     keys = jnp.tile(seed_keys(seed, S), G)  # seed j of every setting: the same key
-    result = train(config, keys=keys, hparams=HyperParams(**columns), devices=devices, chunk_size=chunk_size)
+    result = train(config, keys=keys, hparams=HyperParams(**columns), devices=devices, chunk_size=chunk_size,
+                   on_chunk=on_chunk)
     final = result.metrics["episode_return"][:, -1].reshape(G, S)
     diverged_at = result.diverged_at.reshape(G, S)
     return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result)
