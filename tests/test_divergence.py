@@ -2,6 +2,7 @@
 update) and left out of every aggregate, never averaged in; a run whose every seed
 diverged still writes its run directory."""
 
+import dataclasses
 import json
 
 import jax
@@ -99,6 +100,16 @@ def test_summary_reports_divergence_and_aggregates_only_finite_seeds(mixed):
                                                                       "3": int(result.diverged_at[3])}}
     assert record["final_return"]["seeds"] == 2
     assert record["final_return"]["mean"] == pytest.approx(float(finite.mean()))
+    # a seed range (seeds 64..67 of a run): the line names the global seeds with their index
+    ranged = summary.divergence(dataclasses.replace(result, seed_start=64))
+    assert ranged.endswith(f"seed 66 (index 2) at update {result.diverged_at[2]}, "
+                           f"seed 67 (index 3) at update {result.diverged_at[3]}")
+
+
+def test_a_result_knows_the_global_seeds_it_holds():
+    config = pjv.Config(total_steps=4 * 8, num_envs=4, num_steps=8)
+    assert pjv.train(config, num_seeds=1, seed_start=5).seed_start == 5
+    assert pjv.train(config, keys=pjv.seed_keys(0, 1, start=5)).seed_start == 0  # keys: no range known
 
 
 def test_learning_curve_leaves_diverged_seeds_out(mixed, tmp_path, monkeypatch):

@@ -41,7 +41,8 @@ def uninterrupted():
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-    """`purejaxvpg train --log tensorboard,wandb` (what is installed), W&B offline."""
+    """`purejaxvpg train --log tensorboard,wandb` (what is installed), W&B offline; seeds 3..4
+    of the run (--seed-start 3), so every logger must name the global seeds."""
     tmp = tmp_path_factory.mktemp("loggers")
     with pytest.MonkeyPatch.context() as patch:
         for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
@@ -49,7 +50,8 @@ def cli_run(tmp_path_factory):
         patch.setenv("WANDB_MODE", "offline")
         patch.setenv("WANDB_SILENT", "true")
         (tmp / "wandb-home").mkdir()
-        assert cli.main(["train", *FLAGS, "--out", str(tmp / "run"), "--log", ",".join(INSTALLED)]) == 0
+        assert cli.main(["train", *FLAGS, "--seed-start", "3", "--out", str(tmp / "run"),
+                         "--log", ",".join(INSTALLED)]) == 0
     return tmp
 
 
@@ -62,13 +64,14 @@ def _session(run_dir, chosen, options=OPTIONS, **kwargs):
     return result
 
 
-def _csv(path):
+def _csv(path, first_seed=0):
     """metrics.csv as name -> [num_seeds, updates] (rows put in place by seed and update),
-    refusing a (seed, update) pair written twice."""
+    refusing a (seed, update) pair written twice; seeds numbered from first_seed."""
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
-    pairs = [(int(r["seed"]), int(r["update"])) for r in rows]
+    pairs = [(int(r["seed"]) - first_seed, int(r["update"])) for r in rows]
     assert len(set(pairs)) == len(pairs), "an update is in metrics.csv twice"
+    assert min(p[0] for p in pairs) == 0, "seeds not numbered from the run's seed_start"
     seeds, updates = max(p[0] for p in pairs) + 1, max(p[1] for p in pairs) + 1
     assert len(pairs) == seeds * updates
     out = {name: np.full((seeds, updates), np.nan) for name in rows[0] if name not in ("seed", "update")}
@@ -78,8 +81,8 @@ def _csv(path):
     return out
 
 
-def _assert_csv_holds(path, metrics, updates):
-    table = _csv(path)
+def _assert_csv_holds(path, metrics, updates, first_seed=0):
+    table = _csv(path, first_seed)
     assert table["env_steps"].shape == (OPTIONS.num_seeds, updates)
     for name in pjv.METRIC_NAMES:
         np.testing.assert_allclose(table[name], metrics[name][:, :updates], rtol=2e-6, err_msg=name)
@@ -125,7 +128,8 @@ def test_resume_drops_rows_after_the_checkpoint_and_a_half_written_row(tmp_path)
 
 def test_cli_metrics_csv_and_npz_agree(cli_run):
     with np.load(cli_run / "run" / "metrics.npz") as saved:
-        _assert_csv_holds(cli_run / "run" / "metrics.csv", saved, CONFIG.num_updates)
+        _assert_csv_holds(cli_run / "run" / "metrics.csv", saved, CONFIG.num_updates, first_seed=3)
+        assert list(saved["seed"]) == [3, 4]
 
 
 # --- a failing logger ---------------------------------------------------------------------
@@ -311,14 +315,14 @@ def test_wandb_offline_run_holds_config_curves_iqm_and_the_run_directory(cli_run
             np.testing.assert_allclose([row[f"{name}/iqm"] for row in history], iqm(saved[name]), rtol=1e-6)
             np.testing.assert_allclose([row[f"{name}/mean"] for row in history], saved[name].mean(axis=0),
                                        rtol=1e-6)
-        for seed in range(2):  # each seed's return curve
-            np.testing.assert_allclose([row[f"episode_return/seed_{seed}"] for row in history],
+        for seed in range(2):  # each seed's return curve, named by its global seed (3, 4)
+            np.testing.assert_allclose([row[f"episode_return/seed_{3 + seed}"] for row in history],
                                        saved["episode_return"][seed], rtol=1e-6)
         evals = [row for row in history if "eval_return_greedy/iqm" in row]
         assert [row["env_steps"] for row in evals] == list(saved["eval_env_steps"])
         np.testing.assert_allclose([row["eval_return_greedy/iqm"] for row in evals],
                                    iqm(saved["eval_return_greedy"]), rtol=1e-6)
-        np.testing.assert_allclose([row["eval_return_stochastic/seed_1"] for row in evals],
+        np.testing.assert_allclose([row["eval_return_stochastic/seed_4"] for row in evals],
                                    saved["eval_return_stochastic"][1], rtol=1e-6)
     [metric] = [r.metric for r in records if r.HasField("metric") and r.metric.glob_name == "*"]
     assert metric.step_metric == "env_steps"

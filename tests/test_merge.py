@@ -123,6 +123,7 @@ def test_a_seed_range_evaluates_with_its_own_seeds_evaluation_keys(runs):
         for name in ("b", "full"):
             assert cli.main(["eval", str(runs / name), "--episodes", "4", "--seed", str(seed)]) == 0
             records[name] = json.loads((runs / name / "eval.json").read_text())
+        assert records["b"]["seeds"] == [2, 3] and records["full"]["seeds"] == [0, 1, 2, 3]
         for mode in ("greedy", "stochastic"):
             np.testing.assert_allclose(records["b"][mode]["return_per_seed"],
                                        records["full"][mode]["return_per_seed"][2:], rtol=1e-6)
@@ -204,3 +205,13 @@ def test_overlapping_ranges_are_refused(runs, tmp_path, capsys):
     assert cli.main(["merge", str(runs / "a"), str(runs / "b"), str(runs / "a"), "--out", str(out)]) == 2
     assert f"{runs / 'a'} given twice" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_load_policy_of_a_seed_range_indexes_its_own_seeds(runs):
+    """Index i of a range trained with --seed-start 2 is global seed 2 + i: its policy is that
+    seed's policy in the one run of seeds 0..3, not seed i's."""
+    obs = np.linspace(-0.2, 0.2, 4 * 64, dtype=np.float32).reshape(64, 4)
+    act = lambda run, seed: np.asarray(jax.vmap(pjv.load_policy(run, seed=seed))(obs))  # noqa: E731
+    for i in (0, 1):
+        np.testing.assert_array_equal(act(runs / "b", i), act(runs / "full", 2 + i))
+    assert not np.array_equal(act(runs / "full", 0), act(runs / "full", 2))  # the check can tell seeds apart

@@ -157,6 +157,7 @@ class TrainResult:
     hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
     updates_trained: int | None = None  # updates run in this call (None: all of them)
     devices: int = 1  # devices the seed axis was split over
+    seed_start: int = 0  # row i is global seed seed_start + i (a seed range, train --seed-start)
     # pjv.train(env=...): the environment object trained on (config.env_id only names it);
     # result.policy acts in it. Not part of the run's identity: left out of ==, repr
     env: object = dataclasses.field(default=None, compare=False, repr=False)
@@ -267,6 +268,7 @@ def train(
     seconds) and after every chunk, trained or loaded: where a caller shows progress.
     """
     _refuse_under_a_trace(keys)
+    given_keys = keys
     if keys is None:
         keys = prng.seed_keys(seed, 1 if num_seeds is None else num_seeds, start=seed_start)
     else:
@@ -346,6 +348,7 @@ def train(
         devices=count,
         env=env,
         env_params=env_params,
+        seed_start=seed_start if given_keys is None else 0,
     )
 
 

@@ -189,6 +189,7 @@ class WandbLogger(Logger):
     def start(self, config: Config, run: dict, updates_done: int) -> None:
         import wandb
 
+        self.first_seed = run.get("seed_start", 0)  # seed curves name global seeds
         id_file = self.run_dir / "wandb-run-id"
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(6)
         id_file.write_text(run_id + "\n")
@@ -225,7 +226,8 @@ class WandbLogger(Logger):
             columns = {f"{name}/{stat}": curve for stat, curve in curves.items()}
             if name in SEED_CURVES:
                 values = {**block.metrics, **block.evals}[name]
-                columns.update({f"{name}/seed_{i}": v for i, v in enumerate(values[:MAX_SEED_CURVES])})
+                columns.update({f"{name}/seed_{self.first_seed + i}": v  # global seeds, as metrics.csv
+                                for i, v in enumerate(values[:MAX_SEED_CURVES])})
             for key, curve in columns.items():
                 for step, value in zip(steps.tolist(), curve.tolist()):
                     at[step][key] = value

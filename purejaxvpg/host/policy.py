@@ -117,7 +117,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices
 
     record = {"run_dir": str(run_dir), "env_id": config.env_id, "num_seeds": num_seeds,
               "updates_done": updates_done, "episodes_per_seed": episodes, "seed": seed,
-              "max_steps": eval_steps(config, agent.stack)}
+              "max_steps": eval_steps(config, agent.stack),
+              "seeds": list(range(start, start + num_seeds))}  # return_per_seed[i] is global seed seeds[i]
     for mode in ("greedy", "stochastic"):
         returns = np.asarray(out[f"eval_return_{mode}"])  # [num_seeds], each the mean of `episodes`
         record[mode] = {

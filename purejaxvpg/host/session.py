@@ -314,6 +314,7 @@ def run(
         seeds_trained=options.num_seeds,
         updates_trained=done - first_done,  # a resumed run trained only the rest
         devices=mesh.size,
+        seed_start=options.seed_start,
     )
     try:
         if on_result is not None:

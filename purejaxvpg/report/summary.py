@@ -17,12 +17,15 @@ def final_returns(result) -> np.ndarray:
 
 
 def divergence(result, limit: int = 10) -> str | None:
-    """'2 of 8 seeds diverged: seed 3 at update 0, seed 5 at update 12', or None."""
+    """'2 of 8 seeds diverged: seed 3 at update 0, seed 5 at update 12', or None. A seed
+    range (seed_start K) names global seeds with their index: 'seed 67 (index 3) at ...'."""
     at = result.diverged_at
     seeds = np.flatnonzero(at >= 0)
     if seeds.size == 0:
         return None
-    listed = ", ".join(f"seed {i} at update {at[i]}" for i in seeds[:limit])
+    start = result.seed_start
+    name = (lambda i: f"seed {start + i} (index {i})") if start else (lambda i: f"seed {i}")  # noqa: E731
+    listed = ", ".join(f"{name(i)} at update {at[i]}" for i in seeds[:limit])
     more = f", and {seeds.size - limit} more" if seeds.size > limit else ""
     return f"{seeds.size} of {result.num_seeds} seeds diverged (non-finite metrics or parameters): {listed}{more}"
 

@@ -198,7 +198,8 @@ def _write(parts: list[Part], states: list, out: Path) -> None:
     nan = float("nan")  # no one process timed the whole: each part's timings are in "merged"
     result = driver.result(config, state, {k: v for k, v in joined.items() if k in METRIC_NAMES},
                            {k: v for k, v in joined.items() if k in EVAL_METRIC_NAMES},
-                           num_seeds=len(seeds), compile_seconds=nan, run_seconds=nan, updates_trained=0)
+                           num_seeds=len(seeds), compile_seconds=nan, run_seconds=nan, updates_trained=0,
+                           seed_start=seeds.start)
     rundir.write_metrics(out, result, seeds.start)
     info = {k: v for k, v in first.info.items() if k not in ("run", "results", "resumes")}
     info["run"] = {**first.run, "num_seeds": len(seeds), "seed_start": seeds.start, "log": []}
