@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from gymnax.environments import spaces
 
 from purejaxvpg.envs.spaces import action_spec
@@ -85,23 +86,34 @@ def check_env(env, params) -> None:
         _check_episodes_end(name, env, params)
 
 
+def check_time_limit(env_id: str, params, label: str = "env_params") -> None:
+    """A parameter whose meaning is known, whatever the environment: `max_steps_in_episode`
+    is a time limit, a whole number of steps >= 1 (0 or less ends no episode, a fraction is
+    no step count). ValueError naming the field (`label`: env_params or env) otherwise;
+    params without one pass. The one rule for built-in and own environments alike."""
+    value = getattr(params, "max_steps_in_episode", None)
+    if value is None:
+        return
+    try:
+        number = np.asarray(value)
+    except (TypeError, jax.errors.TracerArrayConversionError):
+        number = np.asarray(None)  # a traced or odd value: no step count
+    whole = number.ndim == 0 and number.dtype.kind in "iuf" and not isinstance(value, (bool, np.bool_))
+    if not whole or not np.isfinite(number) or number != np.floor(number) or number < 1:
+        field = f"{label}.max_steps_in_episode" if label == "env_params" else label
+        raise ValueError(
+            f"{field}: {env_id}'s max_steps_in_episode is its time limit, a whole number of steps >= 1; "
+            f"got {value!r}."
+        )
+
+
 def _check_time_limit(name, params) -> None:
-    limit = getattr(params, "max_steps_in_episode", None)
-    if limit is None:
+    if getattr(params, "max_steps_in_episode", None) is None:
         raise ValueError(
             f"env: {name}'s params ({type(params).__name__}) have no max_steps_in_episode; add that field "
             "(the episode time limit, reported as truncated) so the trainer can size evaluation episodes."
         )
-    try:
-        steps = int(limit)
-    except (TypeError, jax.errors.ConcretizationTypeError) as error:
-        raise ValueError(
-            f"env: {name}'s params.max_steps_in_episode is {limit!r}; it must be a positive integer."
-        ) from error
-    if steps <= 0:
-        raise ValueError(
-            f"env: {name}'s params.max_steps_in_episode is {steps}; it must be a positive integer."
-        )
+    check_time_limit(name, params, label="env")
 
 
 def _check_action_space(env, params) -> None:

@@ -18,6 +18,7 @@ import gymnax
 import numpy as np
 
 from purejaxvpg.envs import suites
+from purejaxvpg.envs.check import check_time_limit
 from purejaxvpg.envs.known import KNOWN_ENVS
 
 _USER: dict[str, Callable] = {}  # register(): id -> factory
@@ -120,22 +121,6 @@ def _check_type(env_id: str, name: str, default, value, label: str):
             f"({type(value).__name__})."
         )
     return value
-
-
-def check_time_limit(env_id: str, params, label: str = "env_params") -> None:
-    """A parameter whose meaning is known, whatever the environment: `max_steps_in_episode`
-    is a time limit, a whole number of steps >= 1 (0 or less ends no episode, a fraction is
-    no step count). ValueError naming the field otherwise; params without one pass."""
-    value = getattr(params, "max_steps_in_episode", None)
-    if value is None:
-        return
-    number = np.asarray(value)
-    whole = number.ndim == 0 and number.dtype.kind in "iuf" and not isinstance(value, (bool, np.bool_))
-    if not whole or not np.isfinite(number) or number != np.floor(number) or number < 1:
-        raise ValueError(
-            f"{_where(label, 'max_steps_in_episode')}: {env_id}'s max_steps_in_episode is its time limit, "
-            f"a whole number of steps >= 1; got {value!r}."
-        )
 
 
 def _where(label: str, name: str) -> str:

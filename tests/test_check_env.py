@@ -127,6 +127,16 @@ def test_missing_time_limit_is_rejected():
         envs.check_env(Chain(length=4), NoLimitParams())
 
 
+@pytest.mark.parametrize("limit", [8.5, 0, -5, True, float("inf")])
+def test_a_time_limit_that_is_no_whole_number_of_steps_is_rejected(limit):
+    """The rule env_params follows for built-in environments, for an own environment's
+    params too: before, check_env truncated 8.5 to 8 and let it through."""
+    params = Chain(length=4).default_params.replace(max_steps_in_episode=limit)
+    with pytest.raises(ValueError, match=r"^env: Chain-known's max_steps_in_episode is its time limit, "
+                                         r"a whole number of steps >= 1; got "):
+        envs.check_env(Chain(length=4), params)
+
+
 def test_env_that_fails_to_trace_is_reported_as_the_envs_error():
     def bad_step(o, s, r, te, tr, i):
         raise TypeError("step_env() takes 4 positional arguments")

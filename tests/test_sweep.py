@@ -86,7 +86,7 @@ def test_sweep_out_that_cannot_be_written_is_refused_before_the_work(where, tmp_
     forbid_compiling(monkeypatch)
     assert cli.main(["sweep", "--grid", "gamma=0.9,0.99", "--out", str(out)]) == 2
     where = "is a file" if where == "a file" else f"lies under the file {tmp_path / 'f'}"
-    assert capsys.readouterr().err.startswith(f"purejaxvpg: error: out: {out} {where}; pass a directory.")
+    assert capsys.readouterr().err.startswith(f"purejaxvpg: error: out: {out} {where}; pass a path in a directory.")
 
 
 @pytest.mark.parametrize("held", ["sweep.json", "sweep.csv"])

@@ -30,7 +30,6 @@ import csv
 import dataclasses
 import fcntl
 import io
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.host import rundir
+from purejaxvpg.paths import writable_folder
 
 FORMATS = ("rliable", "csv", "parquet")
 AT = ("final", "all")
@@ -286,25 +286,9 @@ def check_out(out: Path, format: str, force: bool) -> None:
 
 
 def check_writable(out: Path) -> None:
-    """ValueError naming --out unless a file can be created at `out`: its folder (made now
-    when missing, as the write would) must not be, or lie under, a file, and a file must be
-    creatable in it. Checked before any work; a refusal leaves nothing behind."""
-    folder = out.absolute().parent
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"out: {out} lies under the file {existing}; give a path in a folder.")
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        for made in missing:
-            try:
-                made.rmdir()
-            except OSError:
-                break
-        raise ValueError(f"out: cannot write into {folder} ({error.strerror or error}); give another --out.") from None
+    """ValueError naming --out unless a file can be created at `out` (paths.writable_folder
+    of its folder). Checked before any work; a refusal leaves nothing behind."""
+    writable_folder(Path(out).absolute().parent, "out", target=out)
 
 
 def write(format: str, data, out: Path) -> list[Path]:

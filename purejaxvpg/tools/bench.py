@@ -32,9 +32,9 @@ from purejaxvpg.algo.program import make_train
 from purejaxvpg.config import Config
 from purejaxvpg.host import devices as placement
 from purejaxvpg.host import driver, rundir
+from purejaxvpg.paths import writable_folder
 from purejaxvpg.tools.flops import flops_of, loop_aware_flops
 from purejaxvpg.tools.hardware import hardware, hardware_name, load_average, matmul_peak, peak_device_bytes
-from purejaxvpg.tools.sweep import writable_dir
 
 # "cartpole-500k": the config PureJaxRL is compared on (docs/results.md): 4 envs x 128 steps,
 # 500k steps per seed, tanh MLP 64x64, one policy step and one value step per update.
@@ -198,7 +198,7 @@ def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print, device
             f"num_seeds: none of {seeds} fits in device memory (estimate) for "
             f"{', '.join(scenarios)}; nothing measured, nothing written."
         )
-    out_dir = writable_dir(out_dir)  # before the work, not after it
+    out_dir = writable_folder(out_dir)  # before the work, not after it
     hw = hardware()
     record = {
         "hardware": hw,

@@ -57,6 +57,7 @@ def _eval(args) -> int:
 def _sweep(args) -> int:
     from purejaxvpg.algo.keys import MAX_SEED
     from purejaxvpg.config import require_int
+    from purejaxvpg.paths import writable_folder
     from purejaxvpg.tools import sweep
 
     config = flags.config_from_args(args).validate()
@@ -87,7 +88,7 @@ def _sweep(args) -> int:
         config, ranges, args.samples, args.seed, checking
     )
     if args.out is not None:  # made only once every setting is valid
-        sweep.writable_dir(args.out)
+        writable_folder(args.out)
     result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices,
                        on_chunk=training)
     print(result.table())

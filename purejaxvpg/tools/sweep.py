@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import itertools
 import math
-import tempfile
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -22,6 +21,7 @@ from purejaxvpg.algo.program import HyperParams
 from purejaxvpg.config import SWEEPABLE, Config
 from purejaxvpg.host import rundir
 from purejaxvpg.host.driver import TrainResult, train
+from purejaxvpg.paths import not_under_a_file
 from purejaxvpg.report import stats
 
 INTEGER = ("value_iters",)
@@ -255,34 +255,11 @@ def check_new_out(out, name: str = "out") -> None:
     """ValueError naming `name` when `out` already holds a sweep's files: an earlier sweep's
     results are never replaced (as `train --out` never replaces a run), or when it is, or
     lies under, a file. Writes nothing."""
-    _not_a_file(Path(out), name)
+    not_under_a_file(out, name)
     held = [f for f in SWEEP_FILES if (Path(out) / f).exists()]
     if held:
         raise ValueError(f"{name}: {out} already holds a sweep ({', '.join(held)}); pass another --out, "
                          "or move those files away first.")
-
-
-def _not_a_file(path: Path, name: str) -> None:
-    for place in (path, *path.parents):
-        if place.exists() and not place.is_dir():
-            where = "is a file" if place == path else f"lies under the file {place}"
-            raise ValueError(f"{name}: {path} {where}; pass a directory.")
-
-
-def writable_dir(path, name: str = "out") -> Path:
-    """Create `path` (a directory) and check a file can be written in it, before any
-    work: a ValueError naming `name` if it is a file, lies under one, or is read-only."""
-    path = Path(path)
-    _not_a_file(path, name)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"{name}: cannot write into {path} ({error.strerror or error}); pass a writable directory."
-        ) from error
-    return path
 
 
 def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
