@@ -282,7 +282,7 @@ def test_existing_out_is_kept_unless_force(runs, tmp_path, capsys):
 def test_an_out_that_cannot_be_written_is_refused_before_the_work(runs, tmp_path, capsys, monkeypatch, format):
     """Under a file, or in a folder where no file can be made: one line naming --out, before
     any run is read, no temporary name in it and nothing left behind."""
-    from purejaxvpg.report import export
+    from purejaxvpg.tools import export
 
     monkeypatch.setattr(export, "load_run", lambda *a: pytest.fail("a run was read before --out was checked"))
     (tmp_path / "file").write_text("x")
@@ -297,7 +297,7 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_work(runs, tmp_path
 
 
 def test_a_failed_write_names_the_file_asked_for(tmp_path):
-    from purejaxvpg.report import export
+    from purejaxvpg.tools import export
 
     (tmp_path / "table.csv").mkdir()  # the final rename cannot replace a directory
     with pytest.raises(OSError, match=f"^could not write {tmp_path / 'table.csv'}: ") as error:

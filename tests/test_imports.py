@@ -86,7 +86,7 @@ def test_the_module_list_is_the_package():
     modules = package_modules()
     # a module moved or renamed must not silently drop out of the checks below
     for name in ("purejaxvpg.host.policy", "purejaxvpg.host.driver", "purejaxvpg.tools.cli",
-                 "purejaxvpg.envs.registry", "purejaxvpg.algo.program", "purejaxvpg.report.export"):
+                 "purejaxvpg.envs.registry", "purejaxvpg.algo.program", "purejaxvpg.tools.export"):
         assert name in modules
     assert not [m for m in modules if m == "envs" or m.startswith("envs.")]
     assert len(modules) >= 50
@@ -163,3 +163,34 @@ def test_no_import_circle_in_the_source():
         if node not in state:
             visit(node, [node])
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+# The package's floors, lowest first: a module imports only from its own floor or below.
+# Data flows envs -> algo (the pure program) -> host (runs it: files, devices, sessions) ->
+# tools (the commands); config (which validates env ids against envs) sits between envs
+# and algo; report (numbers and plots from arrays) under host, which writes its plots.
+FLOORS = [
+    ("base", ("purejaxvpg.version", "purejaxvpg.paths")),
+    ("envs", ("purejaxvpg.envs",)),
+    ("config", ("purejaxvpg.config",)),
+    ("algo", ("purejaxvpg.algo",)),
+    ("report", ("purejaxvpg.report",)),
+    ("host", ("purejaxvpg.host",)),
+    ("tools", ("purejaxvpg.tools", "purejaxvpg.__main__")),
+    ("api", ("purejaxvpg",)),  # the package's front door re-exports from every floor
+]
+
+
+def floor_of(module: str) -> int:
+    """Index in FLOORS of the most specific prefix naming `module`."""
+    best = max((len(prefix), i) for i, (_, prefixes) in enumerate(FLOORS) for prefix in prefixes
+               if module == prefix or module.startswith(prefix + "."))
+    return best[1]
+
+
+def test_no_module_imports_from_a_floor_above_its_own():
+    graph = import_graph()
+    assert {floor_of(m) for m in graph} == set(range(len(FLOORS)))  # every floor is populated
+    up = sorted(f"{a} ({FLOORS[floor_of(a)][0]}) -> {b} ({FLOORS[floor_of(b)][0]})"
+                for a, targets in graph.items() for b in targets if floor_of(b) > floor_of(a))
+    assert not up, "imports that climb a floor:\n" + "\n".join(up)

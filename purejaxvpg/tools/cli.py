@@ -113,7 +113,7 @@ def _bench(args) -> int:
 
 def _export(args) -> int:
     """rliable score arrays (.npz + .json) or the long table (CSV, Parquet) of finished runs."""
-    from purejaxvpg.report import export
+    from purejaxvpg.tools import export
 
     metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
     at = args.at or ("final" if args.format == "rliable" else "all")
