@@ -20,7 +20,7 @@ _LAZY = {
     "EvalMetrics": "purejaxvpg.algo.metrics", "UpdateMetrics": "purejaxvpg.algo.metrics",
     "HyperParams": "purejaxvpg.algo.program", "TrainState": "purejaxvpg.algo.program",
     "make_train": "purejaxvpg.algo.program",
-    "PRESETS": "purejaxvpg.config", "Config": "purejaxvpg.config",
+    "PRESETS": "purejaxvpg.presets", "Config": "purejaxvpg.config",
     "TrainResult": "purejaxvpg.host.driver", "train": "purejaxvpg.host.driver",
     "load_policy": "purejaxvpg.host.policy",
 }
@@ -30,10 +30,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from purejaxvpg.algo.keys import seed_keys
     from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES, EvalMetrics, UpdateMetrics
     from purejaxvpg.algo.program import HyperParams, TrainState, make_train
-    from purejaxvpg.config import PRESETS, Config
+    from purejaxvpg.config import Config
     from purejaxvpg.host import distributed
     from purejaxvpg.host.driver import TrainResult, train
     from purejaxvpg.host.policy import load_policy
+    from purejaxvpg.presets import PRESETS
 
 
 def __getattr__(name: str):

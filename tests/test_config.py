@@ -99,7 +99,7 @@ def test_chunk_size_larger_than_memory_allows_is_refused():
         pjv.train(config, num_seeds=100, chunk_size=100)
 
 
-@pytest.mark.parametrize("env_id", sorted(pjv.config.PRESETS))
+@pytest.mark.parametrize("env_id", sorted(pjv.PRESETS))
 def test_every_preset_is_a_valid_config_for_its_environment(env_id):
     from purejaxvpg import envs
 

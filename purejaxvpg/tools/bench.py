@@ -4,7 +4,7 @@ A scenario (`SCENARIOS`: a named Config) is measured at each seed count: compile
 time of a second call (compile excluded), environment steps per second, peak device memory
 (where the backend reports it), final return, and the hardware and config; one JSON per run,
 named after the hardware. Used by `purejaxvpg bench` and `python -m benchmarks.throughput`.
-(Scenarios are benchmark settings; `purejaxvpg.config.PRESETS` are per-environment configs.)
+(Scenarios are benchmark settings; `purejaxvpg.presets.PRESETS` are per-environment configs.)
 
 Each point is also set against a compute-bound estimate built from two measurements on
 the same device, never from a datasheet:

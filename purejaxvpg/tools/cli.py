@@ -272,7 +272,7 @@ def _add_config_source_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
                         help="Config fields from a TOML file (top-level keys named like the fields); flags override it")
     parser.add_argument("--preset", action="store_true",
-                        help="start from the shipped config for --env-id (purejaxvpg.config.PRESETS)")
+                        help="start from the shipped config for --env-id (purejaxvpg.presets.PRESETS)")
 
 
 def main(argv: list[str] | None = None) -> int:

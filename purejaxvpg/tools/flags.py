@@ -14,7 +14,8 @@ import types
 import typing
 from pathlib import Path
 
-from purejaxvpg.config import PRESETS, Config
+from purejaxvpg.config import Config
+from purejaxvpg.presets import PRESETS
 
 
 def _parse_optional_float(text: str) -> float | None:
