@@ -132,3 +132,20 @@ def test_preset_flag_starts_from_the_shipped_config():
     config = flags.config_from_args(args)
     assert config == pjv.Config.preset("Pendulum-v1", num_envs=4)
     assert config.total_steps == pjv.Config.preset("Pendulum-v1").total_steps != pjv.Config().total_steps
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--nosuch", "3"], "unrecognized arguments: --nosuch 3 (`purejaxvpg train --help` lists what it takes)"),
+    (["train", "--num-seeds", "abc"], "argument --num-seeds: invalid int value: 'abc' (`purejaxvpg train --help`"),
+    (["evl"], "argument command: invalid choice: 'evl'"),
+    (["eval"], "the following arguments are required: run_dir (`purejaxvpg eval --help`"),
+])
+def test_a_flag_argparse_refuses_is_one_line_naming_the_help_to_read(argv, message, capsys):
+    """Not argparse's usage block (34 lines for train) before its message."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("purejaxvpg: error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1, err

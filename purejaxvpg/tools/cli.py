@@ -148,8 +148,16 @@ DEVICES_HELP = ("where the seeds run: every device of this machine (of every pro
                 "or the first N; the results do not depend on it (default: all)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A flag argparse refuses is one line, like every other bad input (argparse's own
+    error prints the command's whole usage first: 34 lines for `train`)."""
+
+    def error(self, message: str):
+        self.exit(2, f"purejaxvpg: error: {message} (`{self.prog} --help` lists what it takes)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="purejaxvpg", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="purejaxvpg", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"purejaxvpg {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -280,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     memory, a failed write, closed output), 130 / 143 interrupted by SIGINT / SIGTERM."""
     from purejaxvpg.tools import train_command  # it reads flags through this module
 
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:  # named with the command whose --help lists what it does take
+        return _error(f"unrecognized arguments: {' '.join(extra)} (`purejaxvpg {args.command} --help` "
+                      "lists what it takes)", 2)
     handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
                "export": _export, "merge": _merge}[args.command]
     from purejaxvpg.host.watchdog import Watchdog
