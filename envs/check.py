@@ -86,6 +86,9 @@ def check_env(env, params) -> None:
         _check_episodes_end(name, env, params)
 
 
+MAX_TIME_LIMIT = 2**31 - 1  # environments count steps in int32
+
+
 def check_time_limit(env_id: str, params, label: str = "env_params") -> None:
     """A parameter whose meaning is known, whatever the environment: `max_steps_in_episode`
     is a time limit, a whole number of steps >= 1 (0 or less ends no episode, a fraction is
@@ -99,11 +102,11 @@ def check_time_limit(env_id: str, params, label: str = "env_params") -> None:
     except (TypeError, jax.errors.TracerArrayConversionError):
         number = np.asarray(None)  # a traced or odd value: no step count
     whole = number.ndim == 0 and number.dtype.kind in "iuf" and not isinstance(value, (bool, np.bool_))
-    if not whole or not np.isfinite(number) or number != np.floor(number) or number < 1:
+    if not whole or not np.isfinite(number) or number != np.floor(number) or not 1 <= number <= MAX_TIME_LIMIT:
         field = f"{label}.max_steps_in_episode" if label == "env_params" else label
         raise ValueError(
-            f"{field}: {env_id}'s max_steps_in_episode is its time limit, a whole number of steps >= 1; "
-            f"got {value!r}."
+            f"{field}: {env_id}'s max_steps_in_episode is its time limit, a whole number of steps >= 1 "
+            f"and <= {MAX_TIME_LIMIT} (steps are counted in int32); got {value!r}."
         )
 
 

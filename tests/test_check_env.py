@@ -127,13 +127,14 @@ def test_missing_time_limit_is_rejected():
         envs.check_env(Chain(length=4), NoLimitParams())
 
 
-@pytest.mark.parametrize("limit", [8.5, 0, -5, True, float("inf")])
+@pytest.mark.parametrize("limit", [8.5, 0, -5, True, float("inf"), 2**31])
 def test_a_time_limit_that_is_no_whole_number_of_steps_is_rejected(limit):
     """The rule env_params follows for built-in environments, for an own environment's
     params too: before, check_env truncated 8.5 to 8 and let it through."""
     params = Chain(length=4).default_params.replace(max_steps_in_episode=limit)
-    with pytest.raises(ValueError, match=r"^env: Chain-known's max_steps_in_episode is its time limit, "
-                                         r"a whole number of steps >= 1; got "):
+    expected = (r"^env: Chain-known's max_steps_in_episode is its time limit, a whole number of steps >= 1 "
+                r"and <= 2147483647 \(steps are counted in int32\); got ")
+    with pytest.raises(ValueError, match=expected):
         envs.check_env(Chain(length=4), params)
 
 

@@ -164,7 +164,7 @@ def test_a_bad_env_param_is_refused_naming_the_field_before_compiling(param, mes
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "BernoulliBandit-misc", "own_env_fixture:make_env"])
-@pytest.mark.parametrize("value", ["0", "-5", "8.5", "true", "1e9999"])
+@pytest.mark.parametrize("value", ["0", "-5", "8.5", "true", "1e9999", "1000000000000"])
 def test_a_time_limit_that_ends_no_episode_is_refused_before_compiling(env_id, value, capsys, monkeypatch):
     """max_steps_in_episode means the same in every environment: a whole number of steps >= 1
     (BernoulliBandit-misc keeps its limit as a float: 8.5 passed its type check)."""
