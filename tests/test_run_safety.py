@@ -101,6 +101,25 @@ def test_a_signal_stops_the_process_in_stated_time_even_inside_a_long_compiled_c
     assert "Traceback" not in stderr and not steps(out)
 
 
+def test_the_sigterm_handler_imports_nothing_so_it_works_in_the_middle_of_an_import(monkeypatch):
+    """The probe sent SIGTERM while purejaxvpg.host.session was being imported: a handler
+    that imported Interrupted from it raised ImportError ('partially initialized module')
+    and printed a traceback. Here session is such a half-made module."""
+    import types
+
+    from purejaxvpg.host.watchdog import Interrupted
+
+    previous = cli._sigterm_interrupts()
+    try:
+        handler = signal.getsignal(signal.SIGTERM)
+        monkeypatch.setitem(sys.modules, "purejaxvpg.host.session", types.ModuleType("purejaxvpg.host.session"))
+        with pytest.raises(Interrupted) as stop:
+            handler(signal.SIGTERM, None)
+        assert stop.value.exit_code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
 def test_a_bad_stop_seconds_variable_is_one_line(value, capsys, monkeypatch):
     monkeypatch.setenv("PUREJAXVPG_STOP_SECONDS", value)

@@ -36,6 +36,7 @@ from purejaxvpg.host import devices as placement
 from purejaxvpg.host import distributed, driver
 from purejaxvpg.host.checkpoint import Checkpoints, differences, identity
 from purejaxvpg.host.driver import TrainResult
+from purejaxvpg.host.watchdog import Interrupted  # noqa: F401  (session.Interrupted: what run raises)
 
 DEFAULT_REFRESHES = 50  # progress refreshes per run when log_every is not given
 DEFAULT_CHECKPOINTS = 10  # checkpoints per run when checkpoint_every is not given
@@ -111,19 +112,6 @@ def check_resume(run_dir: Path, config: Config, options: RunOptions) -> None:
             "The checkpoints are intact; put config.json back as the run wrote it, or train a new run "
             "with another --out."
         )
-
-
-class Interrupted(KeyboardInterrupt):
-    """A session stopped by SIGINT or SIGTERM. updates_done: the updates finished (and
-    checkpointed, when the session had a run_dir); None if it stopped before training."""
-
-    def __init__(self, signum: int, updates_done: int | None = None):
-        super().__init__(signal.Signals(signum).name)
-        self.signum, self.updates_done = signum, updates_done
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
 class _FinishTheBlock:

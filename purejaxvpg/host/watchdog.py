@@ -11,7 +11,9 @@ A second signal shortens the wait to one second. Nothing is written from the thr
 run stopped this way resumes from its last checkpoint, as after a SIGKILL.
 
 Only signals Python handles reach the fd, so one the process was told to ignore (a shell's
-background job ignores SIGINT) stays ignored.
+background job ignores SIGINT) stays ignored. `Interrupted` (what a SIGINT / SIGTERM raises)
+lives here too, imported before any handler runs: a handler that imported it could run in
+the middle of that very import.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ SECONDS_VARIABLE = "PUREJAXVPG_STOP_SECONDS"
 DEFAULT_SECONDS = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
 SECOND_SIGNAL_SECONDS = 1.0
 WATCHED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A session stopped by SIGINT or SIGTERM. updates_done: the updates finished (and
+    checkpointed, when the session had a run_dir); None if it stopped before training."""
+
+    def __init__(self, signum: int, updates_done: int | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.updates_done = signum, updates_done
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
 def stop_seconds() -> float:

@@ -333,16 +333,17 @@ def _error(message: str, code: int) -> int:
 
 
 def _sigterm_interrupts():
-    """SIGTERM raises session.Interrupted like Ctrl-C raises KeyboardInterrupt (a session
-    installs its own handlers while it trains); returns the previous handler."""
+    """SIGTERM raises watchdog.Interrupted like Ctrl-C raises KeyboardInterrupt (a session
+    installs its own handlers while it trains); returns the previous handler. The handler
+    imports nothing: it may run in the middle of an import."""
+    from purejaxvpg.host.watchdog import Interrupted
+
     if threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     ):
         return None
 
     def interrupt(signum, frame):
-        from purejaxvpg.host.session import Interrupted
-
         raise Interrupted(signum)
 
     return signal.signal(signal.SIGTERM, interrupt)
