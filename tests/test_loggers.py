@@ -332,3 +332,13 @@ def test_wandb_offline_run_holds_config_curves_iqm_and_the_run_directory(cli_run
     assert any(f.startswith("checkpoints/") for f in files) and rundir.LOCK_NAME not in files
     [exit_record] = [r.exit for r in records if r.HasField("exit")]
     assert exit_record.exit_code == 0
+
+
+def test_loggers_stopped_before_they_started_finish_quietly(tmp_path, capsys):
+    """The probe's Ctrl-C while compiling a `--log tensorboard` run warned 'the tensorboard
+    logger failed in finish (AttributeError: ... no attribute writer)': finish ran on a
+    logger that never started."""
+    made = loggers.make(tmp_path, tuple(INSTALLED), None)
+    assert len(made.active) == 1 + len(INSTALLED)
+    made.finish(None)
+    assert capsys.readouterr().err == ""

@@ -109,7 +109,7 @@ def test_the_sigterm_handler_imports_nothing_so_it_works_in_the_middle_of_an_imp
 
     from purejaxvpg.host.watchdog import Interrupted
 
-    previous = cli._sigterm_interrupts()
+    previous = cli._signals_interrupt()
     try:
         handler = signal.getsignal(signal.SIGTERM)
         monkeypatch.setitem(sys.modules, "purejaxvpg.host.session", types.ModuleType("purejaxvpg.host.session"))
@@ -117,7 +117,40 @@ def test_the_sigterm_handler_imports_nothing_so_it_works_in_the_middle_of_an_imp
             handler(signal.SIGTERM, None)
         assert stop.value.exit_code == 143
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def test_a_signal_that_arrives_inside_a_gc_callback_is_not_lost():
+    """Python may run a signal handler inside a gc callback (jax registers one), where a raised
+    exception is printed ('Exception ignored in: <function _xla_gc_callback ...>') and dropped:
+    the probe's sweep, sent SIGTERM while compiling, ran on and exited 0. The handler sends
+    the signal again once the callback returned, and that one stops the command."""
+    import gc
+
+    from purejaxvpg.host.watchdog import Interrupted
+
+    previous = cli._signals_interrupt()
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def in_a_gc_callback(phase, info):  # as Python runs a handler during a collection
+        if phase == "start":
+            handler(signal.SIGTERM, sys._getframe())
+
+    gc.callbacks.append(in_a_gc_callback)
+    try:
+        with pytest.raises(Interrupted) as stop:
+            gc.collect()  # the handler inside the callback: nothing raised there
+            gc.callbacks.remove(in_a_gc_callback)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # the signal, sent again, raises out here
+                time.sleep(0.01)
+        assert stop.value.exit_code == 143
+    finally:
+        if in_a_gc_callback in gc.callbacks:
+            gc.callbacks.remove(in_a_gc_callback)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])

@@ -281,8 +281,11 @@ class Loggers:
                                       finite[:, columns]))
 
     def finish(self, result) -> None:
-        """At the end (result None: the run stopped early); every logger's last call."""
-        self._call("finish", result)
+        """At the end (result None: the run stopped early); every logger's last call. A
+        session stopped before it started (interrupted while compiling) started no logger:
+        none has anything to finish."""
+        if self.config is not None:
+            self._call("finish", result)
         self.active = []
 
     def _call(self, method: str, *args) -> None:

@@ -33,10 +33,10 @@ from purejaxvpg.algo import keys as prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config, require_int
 from purejaxvpg.host import devices as placement
-from purejaxvpg.host import distributed, driver
+from purejaxvpg.host import distributed, driver, watchdog
 from purejaxvpg.host.checkpoint import Checkpoints, differences, identity
 from purejaxvpg.host.driver import TrainResult
-from purejaxvpg.host.watchdog import Interrupted  # noqa: F401  (session.Interrupted: what run raises)
+from purejaxvpg.host.watchdog import Interrupted  # session.Interrupted: what run raises
 
 DEFAULT_REFRESHES = 50  # progress refreshes per run when log_every is not given
 DEFAULT_CHECKPOINTS = 10  # checkpoints per run when checkpoint_every is not given
@@ -131,7 +131,7 @@ class _FinishTheBlock:
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:
-            raise Interrupted(signum)
+            return watchdog.interrupt(signum, frame)  # raises Interrupted where it can reach
         self.received = signum
         print(f"\npurejaxvpg: {signal.Signals(signum).name}: stopping after this block "
               "(and checkpointing it); send it again to stop at once", file=sys.stderr)

@@ -18,6 +18,8 @@ the middle of that very import.
 
 from __future__ import annotations
 
+import collections
+import gc
 import os
 import select
 import signal
@@ -43,6 +45,34 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+# signals this process sent itself again (`interrupt`): not a user's second signal
+_REDELIVERED: collections.Counter = collections.Counter()
+REDELIVER_SECONDS = 0.05
+
+
+def interrupt(signum: int, frame) -> None:
+    """A signal handler that raises Interrupted(signum), where the raise can reach the code
+    that runs. Python may run a handler inside a gc callback (jax registers one) or a
+    __del__, where an exception is printed as 'Exception ignored' and dropped: the signal
+    would be lost and the command run on. There it raises nothing and sends the signal
+    again REDELIVER_SECONDS later, when the callback has returned."""
+    if _in_a_callback(frame):
+        _REDELIVERED[signum] += 1
+        threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum)).start()
+        return
+    raise Interrupted(signum)
+
+
+def _in_a_callback(frame) -> bool:
+    """Whether `frame` runs inside a gc callback or a __del__ (an exception there is dropped)."""
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def stop_seconds() -> float:
@@ -106,6 +136,9 @@ class Watchdog:
                 return
             for signum in data:
                 if signum not in WATCHED:
+                    continue
+                if _REDELIVERED[signum] > 0:  # the same signal, sent again by `interrupt`
+                    _REDELIVERED[signum] -= 1
                     continue
                 now = time.monotonic()
                 if first is None:

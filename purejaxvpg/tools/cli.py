@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                "export": _export, "merge": _merge}[args.command]
     from purejaxvpg.host.watchdog import Watchdog
 
-    previous = _sigterm_interrupts()
+    previous = _signals_interrupt()
     try:
         with Watchdog():  # a signal stops the process even inside a long compiled call
             return handler(args)
@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             "per seed (--num-envs) or fewer evaluation episodes (--eval-episodes; --episodes for eval) "
             "need less; purejaxvpg.train() can also run seeds in sequential chunks.", 1)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _error(message: str, code: int) -> int:
@@ -332,21 +332,18 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def _sigterm_interrupts():
-    """SIGTERM raises watchdog.Interrupted like Ctrl-C raises KeyboardInterrupt (a session
-    installs its own handlers while it trains); returns the previous handler. The handler
-    imports nothing: it may run in the middle of an import."""
-    from purejaxvpg.host.watchdog import Interrupted
+def _signals_interrupt() -> dict:
+    """SIGINT and SIGTERM raise watchdog.Interrupted (a KeyboardInterrupt: exit 130 / 143;
+    a session installs its own handlers while it trains), also where Python would drop the
+    exception (watchdog.interrupt); returns the previous handlers. A signal the process was
+    told to ignore stays ignored. The handler imports nothing: it may run in the middle of
+    an import."""
+    from purejaxvpg.host.watchdog import interrupt
 
-    if threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
-    ):
-        return None
-
-    def interrupt(signum, frame):
-        raise Interrupted(signum)
-
-    return signal.signal(signal.SIGTERM, interrupt)
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(s) is not signal.SIG_IGN}
 
 
 def _detach_stdout() -> None:
