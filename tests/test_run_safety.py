@@ -235,7 +235,9 @@ def test_a_run_ended_before_its_first_checkpoint_removes_only_what_it_created(ho
 
 
 EDITS = [("run", "seed_start", 1), ("run", "num_seeds", 3), ("run", "seed", 9),
-         ("config", "total_steps", CONFIG.total_steps * 2), ("config", "policy_lr", 0.5)]
+         ("config", "total_steps", CONFIG.total_steps * 2), ("config", "policy_lr", 0.5),
+         ("config", "hidden_sizes", [32, 32]), ("config", "env_id", "Acrobot-v1"),
+         ("config", "env_params", [["max_steps_in_episode", 10]])]
 
 
 def test_resume_refuses_a_config_json_edited_by_hand(tmp_path, capsys, monkeypatch):
@@ -261,7 +263,18 @@ def test_resume_refuses_a_config_json_edited_by_hand(tmp_path, capsys, monkeypat
             err = capsys.readouterr().err
             name = field if section == "run" else f"config.{field}"
             assert f"resume: {out}/config.json does not describe the run its checkpoints hold" in err
-            assert f"{name}: {was!r} -> {value!r}" in err and "damaged" not in err and "Traceback" not in err
+            assert f"{name}: " in err and "damaged" not in err and "Traceback" not in err
+            if field in ("seed_start", "num_seeds", "seed", "total_steps", "policy_lr"):
+                assert f"{name}: {was!r} -> {value!r}" in err
+            # eval and load_policy believe it no more than --resume (the probe: eval of an edited
+            # num_seeds reported a seed the checkpoint does not hold; an edited env_id called
+            # the intact checkpoints damaged)
+            assert cli.main(["eval", str(out), "--episodes", "1"]) == 2, field
+            err = capsys.readouterr().err
+            assert f"run_dir: {out}/config.json does not describe the run its checkpoints hold" in err, err
+            assert f"{name}: " in err and "damaged" not in err and len(err.strip().splitlines()) == 1
+            with pytest.raises(ValueError, match="does not describe the run its checkpoints hold"):
+                pjv.load_policy(out)
             assert steps(out) == [14] and not list((out / "checkpoints").glob("damaged*"))
     (out / "config.json").write_text(original)  # as the run wrote it: resumes
     assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 0

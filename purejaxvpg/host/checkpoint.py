@@ -50,6 +50,29 @@ def identity(config, seed: int, seed_start: int, num_seeds: int) -> dict:
     return run
 
 
+def check_identity(run_dir, config, seed: int, seed_start: int, num_seeds: int, name: str,
+                   instead: str = "then try again") -> None:
+    """ValueError naming `name` and each field that differs unless config.json's run (the
+    Config, base seed, seed range) is the one the newest checkpoint was written for: a
+    config.json edited by hand would relabel seeds, mix two runs, or rebuild another
+    network or environment. Checkpoints written before 0.2.0 carry no identity and are
+    believed. Reads one small item; compiles nothing; never calls a checkpoint damaged."""
+    checkpoints = Checkpoints(run_dir)
+    try:
+        saved = checkpoints.identity()
+    finally:
+        checkpoints.close()
+    if saved is None:
+        return
+    changed = differences(saved, identity(config, seed, seed_start, num_seeds))
+    if changed:
+        raise ValueError(
+            f"{name}: {run_dir}/config.json does not describe the run its checkpoints hold "
+            f"({'; '.join(changed[:4])}{'; ...' if len(changed) > 4 else ''}: checkpoint -> config.json). "
+            f"The checkpoints are intact; put config.json back as the run wrote it, {instead}."
+        )
+
+
 def differences(saved: dict, now: dict) -> list[str]:
     """The fields where two run identities differ, as "name: saved -> now" ("config.<field>"
     for a Config field), in the order of the identity."""

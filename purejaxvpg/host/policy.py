@@ -21,7 +21,7 @@ from purejaxvpg.algo.program import Agent
 from purejaxvpg.config import Config, require_int
 from purejaxvpg.host import devices as placement
 from purejaxvpg.host import driver, rundir
-from purejaxvpg.host.checkpoint import Checkpoints, steps
+from purejaxvpg.host.checkpoint import Checkpoints, check_identity, steps
 
 
 def rebuilt_agent(config: Config, run_dir: Path, env=None, env_params=None, instead: str = ""):
@@ -60,6 +60,8 @@ def restore_latest(run_dir: str | Path, seed: int | None = None, what: str = "lo
         require_int("seed", seed, low=0, high=num_seeds - 1)
     if not steps(run_dir):
         raise ValueError(f"run_dir: {run_dir} has no checkpoint to {what}.")
+    # before anything is rebuilt from config.json: it must be the run the checkpoints hold
+    check_identity(run_dir, config, run.get("seed", 0), run.get("seed_start", 0), num_seeds, "run_dir")
     agent = rebuilt_agent(config, run_dir, env, env_params, instead)
     checkpoints = Checkpoints(run_dir)  # the newest intact checkpoint (a damaged one is named)
     try:

@@ -34,7 +34,7 @@ from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config, require_int
 from purejaxvpg.host import devices as placement
 from purejaxvpg.host import distributed, driver, watchdog
-from purejaxvpg.host.checkpoint import Checkpoints, differences, identity
+from purejaxvpg.host.checkpoint import Checkpoints, check_identity, identity
 from purejaxvpg.host.driver import TrainResult
 from purejaxvpg.host.watchdog import Interrupted  # session.Interrupted: what run raises
 
@@ -92,26 +92,11 @@ class RunOptions:
 
 
 def check_resume(run_dir: Path, config: Config, options: RunOptions) -> None:
-    """ValueError unless the run that config.json and its options describe is the one its
-    checkpoints were written for (Config, base seed, seed range): a config.json edited by
-    hand would relabel seeds or mix two runs. Checkpoints written before 0.2.0 carry no
-    identity and are believed. Reads one small item of the newest checkpoint, compiles
-    nothing."""
-    checkpoints = Checkpoints(run_dir)
-    try:
-        saved = checkpoints.identity()
-    finally:
-        checkpoints.close()
-    if saved is None:
-        return
-    changed = differences(saved, identity(config, options.seed, options.seed_start, options.num_seeds))
-    if changed:
-        raise ValueError(
-            f"resume: {run_dir}/config.json does not describe the run its checkpoints hold "
-            f"({'; '.join(changed[:4])}{'; ...' if len(changed) > 4 else ''}: checkpoint -> config.json). "
-            "The checkpoints are intact; put config.json back as the run wrote it, or train a new run "
-            "with another --out."
-        )
+    """ValueError unless config.json and its options describe the run its checkpoints hold
+    (checkpoint.check_identity): a config.json edited by hand would relabel seeds or mix
+    two runs. Compiles nothing."""
+    check_identity(run_dir, config, options.seed, options.seed_start, options.num_seeds, "resume",
+                   "or train a new run with another --out")
 
 
 class _FinishTheBlock:
