@@ -1,5 +1,5 @@
 import sys
 
-from purejaxvpg.tools.cli import main
+from purejaxvpg.tools.cli import run
 
-sys.exit(main())
+sys.exit(run())

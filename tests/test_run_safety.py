@@ -153,6 +153,46 @@ def test_a_signal_that_arrives_inside_a_gc_callback_is_not_lost():
             signal.signal(signum, old)
 
 
+def test_a_signal_during_an_import_waits_for_the_import_to_finish(tmp_path, monkeypatch):
+    """A SIGTERM 0.3-3 s after start landed in the middle of importing jax or scipy: the
+    Interrupted raised there left modules half made ('partially initialized module'
+    tracebacks later). The handler lets the import finish and the signal, sent again,
+    stops the command after it."""
+    import importlib
+
+    from purejaxvpg.host.watchdog import Interrupted
+
+    previous = cli._signals_interrupt()
+    (tmp_path / "half_made.py").write_text(
+        "import signal, sys\n"
+        "signal.getsignal(signal.SIGTERM)(signal.SIGTERM, sys._getframe())  # as if it arrived here\n"
+        "COMPLETE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    imported = False
+    try:
+        with pytest.raises(Interrupted):
+            imported = importlib.import_module("half_made").COMPLETE  # the import ran to its end
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert imported, "the signal stopped the import half way"
+    finally:
+        sys.modules.pop("half_made", None)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def test_the_console_script_skips_finalization_after_an_interruption(monkeypatch):
+    """A signal can stop jax mid-compile; tearing that state down at exit crashed with SIGSEGV
+    (1 of 5 SIGTERMs 4-6 s into a train). run() exits with os._exit for 130 / 143 only."""
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    for code, exited in ((143, [143]), (130, [130]), (0, []), (2, [])):
+        exits.clear()
+        monkeypatch.setattr(cli, "main", lambda code=code: code)
+        assert cli.run() == code and exits == exited
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
 def test_a_bad_stop_seconds_variable_is_one_line(value, capsys, monkeypatch):
     monkeypatch.setenv("PUREJAXVPG_STOP_SECONDS", value)

@@ -54,22 +54,25 @@ REDELIVER_SECONDS = 0.05
 
 def interrupt(signum: int, frame) -> None:
     """A signal handler that raises Interrupted(signum), where the raise can reach the code
-    that runs. Python may run a handler inside a gc callback (jax registers one) or a
-    __del__, where an exception is printed as 'Exception ignored' and dropped: the signal
-    would be lost and the command run on. There it raises nothing and sends the signal
-    again REDELIVER_SECONDS later, when the callback has returned."""
-    if _in_a_callback(frame):
+    that runs and leaves nothing half made. Python may run a handler inside a gc callback
+    (jax registers one) or a __del__, where an exception is printed as 'Exception ignored'
+    and dropped (the signal lost, the command runs on), or inside an import, which it would
+    leave half done (a later `partially initialized module` traceback). There it raises
+    nothing and sends the signal again REDELIVER_SECONDS later."""
+    if _not_here(frame):
         _REDELIVERED[signum] += 1
         threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum)).start()
         return
     raise Interrupted(signum)
 
 
-def _in_a_callback(frame) -> bool:
-    """Whether `frame` runs inside a gc callback or a __del__ (an exception there is dropped)."""
+def _not_here(frame) -> bool:
+    """Whether `frame` runs inside a gc callback or a __del__ (an exception there is
+    dropped) or inside an import (importlib's frames: it would be left half done)."""
     callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
     while frame is not None:
-        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+        code = frame.f_code
+        if code in callbacks or code.co_name == "__del__" or code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
     return False
@@ -120,14 +123,14 @@ class Watchdog:
         self.thread = None
 
     def _watch(self) -> None:
-        first, deadline = None, None
+        first, since, deadline = None, 0.0, None
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self.read], [], [], timeout)
             if self.closing:
                 return
             if not ready:  # the deadline passed and the process is still here
-                _stop(first, self.seconds)
+                _stop(first, time.monotonic() - since)
             try:
                 data = self.read.recv(64)
             except BlockingIOError:
@@ -142,18 +145,18 @@ class Watchdog:
                     continue
                 now = time.monotonic()
                 if first is None:
-                    first, deadline = signum, now + self.seconds
+                    first, since, deadline = signum, now, now + self.seconds
                 else:
                     deadline = min(deadline, now + SECOND_SIGNAL_SECONDS)
 
 
-def _stop(signum: int, seconds: float) -> None:
+def _stop(signum: int, waited: float) -> None:
     """End the process now: one line (written straight to fd 2, whatever the main thread
     holds), the terminal's cursor back, exit 128 + signum."""
     name = signal.Signals(signum).name
-    line = (f"\npurejaxvpg: {name}: still inside a compiled call {seconds:g} s after the signal; stopping "
-            f"now (exit {128 + signum}). A training run continues from its last checkpoint with "
-            "`purejaxvpg train --resume RUN_DIR`; what the running block had done is lost.\n")
+    line = (f"\npurejaxvpg: {name}: still inside a compiled call {waited:.0f} s after the signal; stopping "
+            f"now (exit {128 + signum}). If this was `train`: `purejaxvpg train --resume RUN_DIR` continues "
+            "from its last checkpoint (from update 0 if none was written); the running block's work is lost.\n")
     try:
         if sys.stderr is not None and sys.stderr.isatty():
             line = "\x1b[?25h" + line  # a progress bar may have hidden the cursor
