@@ -108,8 +108,10 @@ def test_eval_reports_greedy_and_stochastic(run_dir, capsys):
     assert cli.main(["eval", str(run_dir), "--episodes", "3", "--max-steps", "3"]) == 0
     cut = json.loads((run_dir / "eval.json").read_text())
     assert cut["max_steps"] == 3 and cut["greedy"]["mean_length"] <= 3 and max(cut["greedy"]["return_per_seed"]) <= 3
-    assert cli.main(["eval", str(run_dir), "--max-steps", "0"]) == 2
-    assert "max_steps: must be an integer >= 1 and <= 100000, got 0" in capsys.readouterr().err
+    assert cli.main(["eval", str(run_dir), "--max-steps", "-1"]) == 2
+    assert "max_steps: must be an integer >= 0 and <= 100000, got -1" in capsys.readouterr().err
+    assert cli.main(["eval", str(run_dir), "--episodes", "3", "--max-steps", "0"]) == 0  # 0: as eval_max_steps
+    assert json.loads((run_dir / "eval.json").read_text())["max_steps"] == 500
 
 
 def test_toml_config_with_flags_overriding_it(tmp_path):

@@ -94,14 +94,15 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices
     jitted, vmapped call split over `devices` (devices.select; None: every device). Writes
     and returns the record of RUN_DIR/eval.json: per mode, each seed's mean return, the
     mean episode length and IQM / mean / median with CIs. `env`/`env_params`: as in
-    load_policy. max_steps: cut each episode there (None: the run's eval_max_steps)."""
+    load_policy. max_steps: cut each episode there (None: the run's eval_max_steps; 0, as
+    in eval_max_steps: the environment's time limit, capped)."""
     from purejaxvpg.algo.evaluate import eval_steps, make_evaluate  # looked up now: tests record its keys
     from purejaxvpg.config import EVAL_STEPS_CAP
     from purejaxvpg.report import stats
 
     require_int("episodes", episodes, low=1)
     if max_steps is not None:
-        require_int("max_steps", max_steps, low=1, high=EVAL_STEPS_CAP)
+        require_int("max_steps", max_steps, low=0, high=EVAL_STEPS_CAP)  # 0: as eval_max_steps
     mesh = placement.mesh(devices)
     instead = ("Run `purejaxvpg eval` where it can be built (its module on PYTHONPATH, its extra installed), "
                "or evaluate from Python: purejaxvpg.host.policy.evaluate_run(run_dir, env=ENV, env_params=PARAMS).")

@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=32, help="episodes per seed for each policy (default: 32)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)")
     evaluate.add_argument("--max-steps", type=int, default=None,
-                          help="cut each episode after this many steps (default: the run's eval_max_steps)")
+                          help="cut each episode after this many steps; 0: the environment's time limit "
+                               "(default: the run's eval_max_steps)")
     evaluate.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
 
     sweep = commands.add_parser("sweep", help="a grid or random sample of hyperparameters x seeds in one jitted call")

@@ -18,7 +18,7 @@ import numpy as np
 
 from purejaxvpg.algo.keys import seed_keys
 from purejaxvpg.algo.program import HyperParams
-from purejaxvpg.config import SWEEPABLE, Config
+from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter
 from purejaxvpg.host import rundir
 from purejaxvpg.host.driver import TrainResult, train
 from purejaxvpg.paths import not_under_a_file
@@ -73,6 +73,8 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         grid[name] = [_value(name, v) for v in values.split(",") if v.strip()]
         if not grid[name]:
             raise ValueError(f"sweep: --grid {name} has no values.")
+        for value in grid[name]:  # its range, before the sweep is counted or announced
+            check_hyperparameter(name, value, f"sweep: --grid {name}")
     return grid
 
 
@@ -90,6 +92,8 @@ def parse_ranges(items: list[str]) -> dict[str, tuple[float, float, bool]]:
         log = len(parts) == 3
         if not low <= high or (log and low <= 0):
             raise ValueError(f"sweep: --range {name} needs low <= high (and low > 0 for log), got {item!r}.")
+        for bound in (low, high):  # a sampled value lies between them: both in the field's range
+            check_hyperparameter(name, int(round(bound)) if name in INTEGER else bound, f"sweep: --range {name}")
         ranges[name] = (low, high, log)
     return ranges
 
