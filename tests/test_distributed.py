@@ -116,6 +116,7 @@ def _run_all(root, cache):
                                  seconds=seconds, codes=codes, pids=[p.pid for p in third])
 
 
+@pytest.mark.slow  # the 2-process fixture: ~80 s on 2 cores; CI runs -m slow
 def test_sigterm_to_one_process_stops_every_process_after_the_same_block(runs):
     """A scheduler's SIGTERM reaches the processes at different times: all of them learn it
     after the same block, checkpoint it together and exit 143, resumable."""
@@ -124,6 +125,7 @@ def test_sigterm_to_one_process_stops_every_process_after_the_same_block(runs):
         assert f"interrupted at update {runs.stopped_at}; resume with --resume run" in _text(runs.root, f"first{i}.err")
 
 
+@pytest.mark.slow  # the 2-process fixture: ~80 s on 2 cores; CI runs -m slow
 def test_a_killed_process_makes_the_other_exit_with_an_error_naming_it_in_bounded_time(runs):
     """The survivor says at once that a process stopped; the lost one is named once the
     coordination service has missed its heartbeats, by purejaxvpg (exit 1) or, when jax's
@@ -139,6 +141,7 @@ def test_a_killed_process_makes_the_other_exit_with_an_error_naming_it_in_bounde
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # the 2-process fixture: ~80 s on 2 cores; CI runs -m slow
 def test_a_resumed_distributed_run_equals_one_process_and_process_0_alone_writes(runs):
     """--resume with 2 processes continues the killed run to the numbers of one process
     with the same 4 devices (every metric, every seed, bit for bit), and the run directory

@@ -109,7 +109,6 @@ def test_summary_reports_divergence_and_aggregates_only_finite_seeds(mixed):
 def test_a_result_knows_the_global_seeds_it_holds():
     config = pjv.Config(total_steps=4 * 8, num_envs=4, num_steps=8)
     assert pjv.train(config, num_seeds=1, seed_start=5).seed_start == 5
-    assert pjv.train(config, keys=pjv.seed_keys(0, 1, start=5)).seed_start == 0  # keys: no range known
 
 
 def test_learning_curve_leaves_diverged_seeds_out(mixed, tmp_path, monkeypatch):

@@ -67,8 +67,10 @@ class LibraryLog:
         logging.getLogger("absl").addFilter(self.filter)
         return self
 
-    def __exit__(self, *exc) -> None:
-        gc.collect()  # what the failed writes left behind reports now, while routed
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:  # what the failed writes left behind reports now, while routed;
+            gc.collect()  # not on the way out of an error: a lost distributed peer can hang it
+
         logging.getLogger("absl").removeFilter(self.filter)
         sys.unraisablehook, threading.excepthook, sys.excepthook, warnings.showwarning = self.previous
         if not self.count:
