@@ -19,6 +19,7 @@ the middle of that very import.
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import os
 import select
@@ -45,6 +46,22 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+# what a forced stop does before it ends the process (`tidy_on_stop`): a fresh run removes
+# what it created when it has no checkpoint, so the same command runs again
+_TIDY: list = []
+
+
+@contextlib.contextmanager
+def tidy_on_stop(tidy):
+    """While it lasts, a forced stop (`_stop`) calls `tidy()` first (errors ignored): the
+    main thread is inside a compiled call then and touches no file."""
+    _TIDY.append(tidy)
+    try:
+        yield
+    finally:
+        _TIDY.remove(tidy)
 
 
 # signals this process sent itself again (`interrupt`): not a user's second signal
@@ -155,8 +172,14 @@ def _stop(signum: int, waited: float) -> None:
     holds), the terminal's cursor back, exit 128 + signum."""
     name = signal.Signals(signum).name
     line = (f"\npurejaxvpg: {name}: still inside a compiled call {waited:.0f} s after the signal; stopping "
-            f"now (exit {128 + signum}). If this was `train`: `purejaxvpg train --resume RUN_DIR` continues "
-            "from its last checkpoint (from update 0 if none was written); the running block's work is lost.\n")
+            f"now (exit {128 + signum}). A `train` run keeps its last checkpoint (`purejaxvpg train --resume "
+            "RUN_DIR` continues it; the running block's work is lost); a fresh one that had written none "
+            "leaves nothing behind, so the same command starts again.\n")
+    for tidy in list(_TIDY):
+        try:
+            tidy()
+        except Exception:
+            pass
     try:
         if sys.stderr is not None and sys.stderr.isatty():
             line = "\x1b[?25h" + line  # a progress bar may have hidden the cursor

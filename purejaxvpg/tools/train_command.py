@@ -31,7 +31,7 @@ def train(args) -> int:
     only once the program has compiled; a run that fails or is interrupted before its
     first checkpoint leaves nothing behind that would block the same command."""
     join_distributed(args)  # before anything uses a device (importing the environments does)
-    from purejaxvpg.host import distributed, loggers, rundir, session
+    from purejaxvpg.host import distributed, loggers, rundir, session, watchdog
 
     if args.resume is not None:
         return resume(args)
@@ -77,8 +77,9 @@ def train(args) -> int:
         if primary:
             rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
             kept = {name for name in RUN_WRITES if (out / name).exists() or (out / name).is_symlink()}
-        return run_session(out, config, options, resume=False, on_start=start, discard=discard,
-                        log=log, wandb_group=args.wandb_group)
+        with watchdog.tidy_on_stop(discard):  # a forced stop, too, leaves nothing of a run with no checkpoint
+            return run_session(out, config, options, resume=False, on_start=start, discard=discard,
+                               log=log, wandb_group=args.wandb_group)
     except BaseException:
         discard()
         raise
