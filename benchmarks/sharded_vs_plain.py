@@ -19,9 +19,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from purejaxvpg.algo.keys import seed_keys
-from purejaxvpg.host import devices as placement
-from purejaxvpg.host import driver, rundir
+from purejaxvpg.algo.prng import seed_keys
+from purejaxvpg.host import driver, placement, rundir
 from purejaxvpg.tools.bench import SCENARIOS
 from purejaxvpg.tools.hardware import hardware, hardware_name, load_average
 

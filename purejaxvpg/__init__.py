@@ -15,7 +15,7 @@ from purejaxvpg.version import __version__
 # device and `purejaxvpg.distributed.initialize()` can still run first (jax.distributed
 # must start before anything initialises a backend, which importing gymnax does)
 _LAZY = {
-    "seed_keys": "purejaxvpg.algo.keys",
+    "seed_keys": "purejaxvpg.algo.prng",
     "EVAL_METRIC_NAMES": "purejaxvpg.algo.metrics", "METRIC_NAMES": "purejaxvpg.algo.metrics",
     "EvalMetrics": "purejaxvpg.algo.metrics", "UpdateMetrics": "purejaxvpg.algo.metrics",
     "HyperParams": "purejaxvpg.algo.program", "TrainState": "purejaxvpg.algo.program",
@@ -27,8 +27,8 @@ _LAZY = {
 _MODULES = {"distributed": "purejaxvpg.host.distributed"}  # pjv.distributed.initialize(...)
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
-    from purejaxvpg.algo.keys import seed_keys
     from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES, EvalMetrics, UpdateMetrics
+    from purejaxvpg.algo.prng import seed_keys
     from purejaxvpg.algo.program import HyperParams, TrainState, make_train
     from purejaxvpg.config import Config
     from purejaxvpg.host import distributed

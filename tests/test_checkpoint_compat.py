@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 from purejaxvpg.host import driver, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, LayoutError
 from purejaxvpg.tools import cli

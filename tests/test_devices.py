@@ -75,8 +75,8 @@ def main(out: Path) -> None:
     import jax.numpy as jnp
 
     from purejaxvpg.algo.evaluate import make_evaluate
-    from purejaxvpg.algo.keys import eval_keys, seed_keys
-    from purejaxvpg.host import devices, driver, policy, session
+    from purejaxvpg.algo.prng import eval_keys, seed_keys
+    from purejaxvpg.host import driver, placement, policy, session
     from purejaxvpg.tools import cli, flags, sweep
 
     assert len(jax.devices()) == 4, jax.devices()
@@ -93,10 +93,10 @@ def main(out: Path) -> None:
         return _flat(result.metrics, result.eval_metrics, result.final_state.actor_params)
 
     # how shard() lays 7 seeds padded to 8 over 4 devices, and which device runs which rows
-    mesh = devices.mesh(4)
-    rows = devices.pad(np.arange(7 * 2, dtype=np.uint32).reshape(7, 2), devices.padded(7, 4))
-    laid = devices.shard(rows, mesh)
-    which = devices.over_seeds(lambda x: (x, jax.lax.axis_index(devices.AXIS) + 0 * x[:, 0]), mesh)(laid)
+    mesh = placement.mesh(4)
+    rows = placement.pad(np.arange(7 * 2, dtype=np.uint32).reshape(7, 2), placement.padded(7, 4))
+    laid = placement.shard(rows, mesh)
+    which = placement.over_seeds(lambda x: (x, jax.lax.axis_index(placement.AXIS) + 0 * x[:, 0]), mesh)(laid)
     facts["layout"] = {
         "shards": [[d.id, np.asarray(s.data).tolist()] for s in laid.addressable_shards for d in [s.device]],
         "echo": np.asarray(which[0]).tolist(), "device_of_row": np.asarray(which[1]).tolist(),
@@ -262,7 +262,7 @@ def test_more_devices_than_there_are_is_refused_naming_the_flag(four):
     (["cpu:0"], "must be None, 'all'"),
 ])
 def test_select_refuses(devices, message):
-    from purejaxvpg.host import devices as placement
+    from purejaxvpg.host import placement
 
     with pytest.raises(ValueError, match="^devices: ") as error:
         placement.select(devices)
@@ -272,7 +272,7 @@ def test_select_refuses(devices, message):
 def test_select_refuses_a_device_twice():
     import jax
 
-    from purejaxvpg.host import devices as placement
+    from purejaxvpg.host import placement
 
     with pytest.raises(ValueError, match="distinct devices"):
         placement.select([jax.devices()[0]] * 2)
@@ -281,7 +281,7 @@ def test_select_refuses_a_device_twice():
 
 
 def test_padded_and_pad():
-    from purejaxvpg.host import devices as placement
+    from purejaxvpg.host import placement
 
     assert [placement.padded(n, 4) for n in (1, 3, 4, 5, 8, 9)] == [4, 4, 4, 8, 8, 12]
     assert [placement.padded(n, 1) for n in (1, 7)] == [1, 7]

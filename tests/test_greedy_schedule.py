@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg.algo import greedy, keys, losses, program, rollout
+from purejaxvpg.algo import greedy, losses, prng, program, rollout
 from purejaxvpg.algo.distributions import Categorical
 from purejaxvpg.host import rundir
 from purejaxvpg.tools import cli, flags, sweep
@@ -122,7 +122,7 @@ def test_probability_one_takes_the_mode_at_every_step(env_id):
 
 
 def test_the_coin_has_its_own_key_and_leaves_the_samples_unchanged():
-    """Flags come from the fourth child of each step's split (keys.step_keys), not the action
+    """Flags come from the fourth child of each step's split (prng.step_keys), not the action
     key; the steps that sample draw exactly what a run without the schedule draws."""
     p = 0.5
     _, _, runner, batch = _rollout("CartPole-v1", p)
@@ -135,8 +135,8 @@ def test_the_coin_has_its_own_key_and_leaves_the_samples_unchanged():
     assert 0 < greedy.sum() < greedy.size
     # the first three children are those of the split without the coin
     k = jax.random.key(7)
-    np.testing.assert_array_equal(jax.random.key_data(keys.step_keys(k, True)[:3]),
-                                  jax.random.key_data(keys.step_keys(k, False)))
+    np.testing.assert_array_equal(jax.random.key_data(prng.step_keys(k, True)[:3]),
+                                  jax.random.key_data(prng.step_keys(k, False)))
     # at p = 0 (the coin never wins) the rollout is the one without the coin, step for step
     _, _, _, never = _rollout("CartPole-v1", 0.0)
     _, _, _, plain = _rollout("CartPole-v1", None)

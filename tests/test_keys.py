@@ -9,7 +9,7 @@ import pytest
 from conftest import Compiles, forbid_jit
 
 import purejaxvpg as pjv
-from purejaxvpg.algo import keys, program, rollout
+from purejaxvpg.algo import prng, program, rollout
 from purejaxvpg.algo.program import Agent, HyperParams
 from purejaxvpg.host import policy, session
 
@@ -58,7 +58,7 @@ def run_keys():
     dummy = jnp.zeros((1, *agent.stack.obs_shape))
 
     def one_seed(key):
-        streams = keys.RunStreams.of(key)
+        streams = prng.RunStreams.of(key)
         expected = (agent.actor.init(streams.actor, dummy), agent.critic.init(streams.critic, dummy),
                     rollout.reset(agent.stack.env, agent.stack.env_params, streams.env).key,
                     streams.evaluation)
@@ -90,9 +90,9 @@ def test_every_stream_a_run_uses_is_distinct(run_keys):
     rows = [_data(train_keys), _data(states.runner.key), _data(states.eval_key),
             _data(final_runner_keys), eval_keys]
     for b in BASE_SEEDS:
-        rows += [_data(keys.roots(b)), _data(keys.eval_keys(b, NUM_SEEDS))]
+        rows += [_data(prng.roots(b)), _data(prng.eval_keys(b, NUM_SEEDS))]
     for key in train_keys:
-        streams = keys.RunStreams.of(key)
+        streams = prng.RunStreams.of(key)
         rows += [_data(streams.actor), _data(streams.critic), _data(streams.env)]
     _assert_no_duplicates(np.concatenate(rows))
 
@@ -116,16 +116,16 @@ def test_cli_eval_uses_keys_disjoint_from_training(run_keys, tmp_path, monkeypat
     policy.evaluate_run(tmp_path, episodes=1, seed=0)
     seen = np.stack(seen)  # one key per seed, in any order
     assert len(seen) == 2
-    rows = [seen, _data(keys.roots(0)), _data(train_keys)]
+    rows = [seen, _data(prng.roots(0)), _data(train_keys)]
     for key in train_keys:
-        streams = keys.RunStreams.of(key)
+        streams = prng.RunStreams.of(key)
         rows += [_data(streams.actor), _data(streams.critic), _data(streams.env), _data(streams.evaluation)]
     _assert_no_duplicates(np.concatenate(rows))
-    np.testing.assert_array_equal(np.unique(seen, axis=0), np.unique(_data(keys.eval_keys(0, 2)), axis=0))
+    np.testing.assert_array_equal(np.unique(seen, axis=0), np.unique(_data(prng.eval_keys(0, 2)), axis=0))
 
 
 def test_seed_keys_do_not_depend_on_the_number_of_seeds():
-    for fn in (pjv.seed_keys, keys.eval_keys):
+    for fn in (pjv.seed_keys, prng.eval_keys):
         np.testing.assert_array_equal(_data(fn(5, 3)), _data(fn(5, 10)[:3]))
     # numpy integers are integers
     np.testing.assert_array_equal(_data(pjv.seed_keys(np.int64(5), np.int32(3))), _data(pjv.seed_keys(5, 3)))
@@ -134,7 +134,7 @@ def test_seed_keys_do_not_depend_on_the_number_of_seeds():
 @pytest.mark.parametrize("seed", [-1, 2**32, 99999999999999999999999, 1.5, True, "0"])
 def test_bad_seed_is_refused_naming_it(seed):
     for call in (lambda: pjv.seed_keys(seed, 2), lambda: pjv.train(CONFIG, seed=seed),
-                 lambda: session.RunOptions(seed=seed).validate(), lambda: keys.eval_keys(seed, 2)):
+                 lambda: session.RunOptions(seed=seed).validate(), lambda: prng.eval_keys(seed, 2)):
         with pytest.raises(ValueError, match=r"^seed: must be an integer >= 0 and <= 4294967295"):
             call()
 
@@ -169,6 +169,6 @@ def test_bad_keys_are_refused_naming_the_argument(bad, message, no_compile):
 
 def test_raw_uint32_keys_are_the_typed_keys_they_hold(no_compile):
     typed = pjv.seed_keys(0, 3)
-    np.testing.assert_array_equal(_data(keys.check_keys(jax.random.key_data(typed))), _data(typed))
+    np.testing.assert_array_equal(_data(prng.check_keys(jax.random.key_data(typed))), _data(typed))
     with pytest.raises(Compiles):
         pjv.train(CONFIG, keys=jax.random.key_data(typed))

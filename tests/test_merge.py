@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg.algo import keys
+from purejaxvpg.algo import prng
 from purejaxvpg.host import policy, session
 from purejaxvpg.tools import cli
 
@@ -34,7 +34,7 @@ def test_a_seed_range_holds_the_keys_of_those_seeds_of_one_split():
         np.testing.assert_array_equal(_data(pjv.seed_keys(seed, n, start=start)), want)
         np.testing.assert_array_equal(_data(pjv.seed_keys(seed, start + n))[start:], want)
         want = _data(jax.random.split(root[1], start + n)[start:])
-        np.testing.assert_array_equal(_data(keys.eval_keys(seed, n, start=start)), want)
+        np.testing.assert_array_equal(_data(prng.eval_keys(seed, n, start=start)), want)
 
 
 @pytest.mark.parametrize("start", [-1, 2**32 - 1, 1.5, True])
@@ -100,7 +100,7 @@ def test_merged_ranges_equal_one_run_of_all_the_seeds(runs):
     _, n, updates, state, _ = policy.restore_latest(merged)
     _, _, _, reference, _ = policy.restore_latest(full)
     assert (n, updates) == (4, 6)
-    chex.assert_trees_all_equal(keys.to_data(state), keys.to_data(reference))
+    chex.assert_trees_all_equal(prng.to_data(state), prng.to_data(reference))
 
 
 def test_a_merged_run_evaluates_and_loads_like_one_run(runs, capsys):

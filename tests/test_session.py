@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg.algo.keys import is_key, to_data
+from purejaxvpg.algo.prng import is_key, to_data
 from purejaxvpg.host import driver, session
 from purejaxvpg.host.checkpoint import Checkpoints
 

@@ -49,7 +49,7 @@ def probability(config: Config, start, end, update) -> jax.Array:
 def choose(dist, key_action: jax.Array, key_coin: jax.Array, p) -> tuple[jax.Array, jax.Array]:
     """(action, greedy [E] bool): per environment, the mode with probability p, else a sample.
 
-    The coin has its own key (keys.step_keys), never the action key: the sample a step
+    The coin has its own key (prng.step_keys), never the action key: the sample a step
     would have drawn without the schedule is the one it draws with it.
     """
     sample = dist.sample(key_action)

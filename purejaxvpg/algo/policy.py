@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxvpg import envs
-from purejaxvpg.algo import envstack, keys
+from purejaxvpg.algo import envstack, prng
 from purejaxvpg.algo.program import Agent
 from purejaxvpg.algo.rollout import env_action
 from purejaxvpg.config import Config, require_int
@@ -109,7 +109,7 @@ def _act(config: Config, env=None, env_params=None):
 
 def _one_key(key) -> bool:
     """A typed PRNG key [] or a raw uint32 key [2] (jax.random.PRNGKey)."""
-    if keys.is_key(key):
+    if prng.is_key(key):
         return key.shape == ()
     return getattr(key, "dtype", None) == jnp.uint32 and key.shape == (2,)
 

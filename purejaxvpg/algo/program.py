@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 from purejaxvpg import envs
-from purejaxvpg.algo import envstack, gae, greedy, keys, losses, rollout, weights
+from purejaxvpg.algo import envstack, gae, greedy, losses, prng, rollout, weights
 from purejaxvpg.algo.evaluate import make_evaluate
 from purejaxvpg.algo.metrics import EpisodeSummary, EvalMetrics, UpdateMetrics, summarize_episodes
 from purejaxvpg.algo.networks import Actor, Critic
@@ -135,7 +135,7 @@ def optimizers(agent: Agent, hp: HyperParams):
 def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
     """Fresh networks, optimizer states and environments; key: one seed's scalar key."""
     actor_optimizer, critic_optimizer = optimizers(agent, hp)
-    streams = keys.RunStreams.of(key)  # one stream per consumer (see keys.py)
+    streams = prng.RunStreams.of(key)  # one stream per consumer (see prng.py)
     dummy_obs = jnp.zeros((1, *agent.stack.obs_shape), jnp.float32)
     actor_params = agent.actor.init(streams.actor, dummy_obs)
     critic_params = agent.critic.init(streams.critic, dummy_obs)
@@ -264,7 +264,7 @@ def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: 
         state, metrics = jax.lax.scan(step_fn, state, first + jnp.arange(every))
         last = first + every - 1  # the 0-based update the evaluation follows
         evaluation = lambda: agent.evaluate(  # noqa: E731
-            state.actor_params, state.runner.env_state, keys.in_run_eval_key(state.eval_key, last)
+            state.actor_params, state.runner.env_state, prng.in_run_eval_key(state.eval_key, last)
         )
         if past_end:
             zeros = _zeros(jax.eval_shape(evaluation))

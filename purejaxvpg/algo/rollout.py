@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from purejaxvpg.algo import keys
+from purejaxvpg.algo import prng
 from purejaxvpg.algo.greedy import choose
 from purejaxvpg.envs.spaces import ActionSpec
 
@@ -76,10 +76,10 @@ def collect(
 
     def step(runner: EnvRunnerState, _):
         if greedy is None:
-            key, key_action, key_env = keys.step_keys(runner.key, greedy=False)
+            key, key_action, key_env = prng.step_keys(runner.key, greedy=False)
             action, took_mode = policy(runner.obs).sample(key_action), None
         else:
-            key, key_action, key_env, key_coin = keys.step_keys(runner.key, greedy=True)
+            key, key_action, key_env, key_coin = prng.step_keys(runner.key, greedy=True)
             action, took_mode = choose(policy(runner.obs), key_action, key_coin, greedy)
         next_obs, env_state, reward, terminated, truncated, info = env.step(
             key_env, runner.env_state, env_action(action, spec), env_params

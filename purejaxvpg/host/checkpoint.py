@@ -29,7 +29,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES
 
 ITEMS = ("train_state", "history")  # the items of one checkpoint ("metrics" is orbax's own)

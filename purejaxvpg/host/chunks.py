@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 from purejaxvpg.host.provenance import code_version, same_code
 
 MARKER = "run.json"

@@ -7,7 +7,7 @@
 
 `initialize` starts `jax.distributed` (its coordination service runs in process 0) before
 anything touches a device; afterwards `jax.devices()` lists every process's devices, the
-seed mesh spans them (devices.py), every process builds the same global keys and trains
+seed mesh spans them (placement.py), every process builds the same global keys and trains
 the seeds its own devices hold, and every block's metrics are all-gathered, so each process
 ends with every seed's numbers. On CPU the collectives go through gloo (TCP).
 

@@ -20,14 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxvpg.algo import keys as prng
-from purejaxvpg.algo import program
+from purejaxvpg.algo import prng, program
 from purejaxvpg.algo.metrics import EvalMetrics, UpdateMetrics
 from purejaxvpg.algo.policy import seed_policy
 from purejaxvpg.algo.program import Agent, HyperParams, TrainState
 from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter, require_int
-from purejaxvpg.host import chunks, memory
-from purejaxvpg.host import devices as placement
+from purejaxvpg.host import chunks, memory, placement
 
 
 @functools.lru_cache(maxsize=8)
@@ -52,7 +50,7 @@ def whole_run(agent: Agent, sweep: bool = False):
 
 
 def sharded_run(agent: Agent, mesh, sweep: bool = False, impl=None):
-    """`whole_run` split over the mesh's seed axis (devices.over_seeds): f(key_data[,
+    """`whole_run` split over the mesh's seed axis (placement.over_seeds): f(key_data[,
     hparams]) -> to_data((state, UpdateMetrics, EvalMetrics)), every input and output leaf
     [num_seeds, ...] with num_seeds a multiple of the mesh size. `impl`: the keys' PRNG
     implementation (the default one if None)."""
@@ -84,10 +82,10 @@ def compile_timed(jitted, *args):
 @functools.lru_cache(maxsize=8)
 def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
     """(init, step) for num_seeds seeds (a multiple of the mesh size) in
-    blocks of `block` updates, split over the mesh's seed axis (devices.mesh(): every
+    blocks of `block` updates, split over the mesh's seed axis (placement.mesh(): every
     device). init(key_data) -> state; step(state, first_update) -> (state, UpdateMetrics
     [block], EvalMetrics [block // eval_every]); the state is in key-data form
-    (keys.to_data; `abstract_state` is its typed structure). Cached, so resuming or
+    (prng.to_data; `abstract_state` is its typed structure). Cached, so resuming or
     rerunning in one process does not compile again."""
     agent, hp = prepare(config), HyperParams.from_config(config)
     mesh = placement.mesh() if mesh is None else mesh
@@ -259,7 +257,7 @@ def train(
     envs/__init__.py) instead of building config.env_id, which then only names the run.
     Nothing is registered; for a run a new process can resume, use an import-path env_id.
 
-    `devices`: where the seeds run (devices.select: None or "all" for every device of the
+    `devices`: where the seeds run (placement.select: None or "all" for every device of the
     run, N for the first N, or a list of jax.Device); the seed axis is split over them
     (one-axis mesh), chunks are per device, and seed i's result does not depend on the
     device count.

@@ -15,12 +15,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 from purejaxvpg.algo.policy import seed_policy
 from purejaxvpg.algo.program import Agent
 from purejaxvpg.config import Config, require_int
-from purejaxvpg.host import devices as placement
-from purejaxvpg.host import driver, rundir
+from purejaxvpg.host import driver, placement, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, check_identity, steps
 
 
@@ -91,7 +90,7 @@ def load_policy(run_dir: str | Path, seed: int = 0, env=None, env_params=None, a
 def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None, env=None,
                  env_params=None, max_steps: int | None = None) -> dict:
     """Greedy and stochastic episodes of every seed of a run's newest checkpoint, in one
-    jitted, vmapped call split over `devices` (devices.select; None: every device). Writes
+    jitted, vmapped call split over `devices` (placement.select; None: every device). Writes
     and returns the record of RUN_DIR/eval.json: per mode, each seed's mean return, the
     mean episode length and IQM / mean / median with CIs. `env`/`env_params`: as in
     load_policy. max_steps: cut each episode there (None: the run's eval_max_steps; 0, as

@@ -29,11 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config, require_int
-from purejaxvpg.host import devices as placement
-from purejaxvpg.host import distributed, driver, watchdog
+from purejaxvpg.host import distributed, driver, placement, watchdog
 from purejaxvpg.host.checkpoint import Checkpoints, check_identity, identity
 from purejaxvpg.host.driver import TrainResult
 from purejaxvpg.host.watchdog import Interrupted  # session.Interrupted: what run raises
@@ -56,7 +55,7 @@ class RunOptions:
     # (`checkpoint_interval`); 0: only the final one (and on interruption)
     checkpoint_every: int | None = None
     progress: bool = True  # draw a progress bar on stderr
-    # where the seeds run (devices.select): "all" devices of the run, or the first N; the
+    # where the seeds run (placement.select): "all" devices of the run, or the first N; the
     # results do not depend on it, so a resumed run may change it
     devices: str | int = "all"
 

@@ -27,11 +27,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from purejaxvpg.algo.keys import seed_keys
+from purejaxvpg.algo.prng import seed_keys
 from purejaxvpg.algo.program import make_train
 from purejaxvpg.config import Config
-from purejaxvpg.host import devices as placement
-from purejaxvpg.host import driver, rundir
+from purejaxvpg.host import driver, placement, rundir
 from purejaxvpg.paths import writable_folder
 from purejaxvpg.tools.flops import flops_of, loop_aware_flops
 from purejaxvpg.tools.hardware import hardware, hardware_name, load_average, matmul_peak, peak_device_bytes

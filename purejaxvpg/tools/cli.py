@@ -55,7 +55,7 @@ def _eval(args) -> int:
 
 
 def _sweep(args) -> int:
-    from purejaxvpg.algo.keys import MAX_SEED
+    from purejaxvpg.algo.prng import MAX_SEED
     from purejaxvpg.config import require_int
     from purejaxvpg.paths import writable_folder
     from purejaxvpg.tools import sweep

@@ -47,11 +47,11 @@ def parse_devices(text: str) -> str | int:
 def checked_devices(value: str | int | None) -> str | int:
     """`--devices` (None: "all") checked against the devices this run sees: a ValueError
     naming --devices and the allowed range, before anything compiles."""
-    from purejaxvpg.host import devices
+    from purejaxvpg.host import placement
 
     value = "all" if value is None else value
     try:
-        devices.select(value)
+        placement.select(value)
     except ValueError as error:
         raise ValueError(f"--{error}") from None  # "--devices: must be between 1 and N ..."
     return value

@@ -2,7 +2,7 @@
 
 Jobs that cannot talk to each other (the tasks of a Slurm array job) each train a range,
 `train --seed --seed-start K --num-seeds N`; seed i's key does not depend on the range
-(keys.seed_keys), so together they train the very seeds of one run. `merge` checks that the
+(prng.seed_keys), so together they train the very seeds of one run. `merge` checks that the
 runs are parts of one run and writes OUT as if one run had trained every seed: config.json,
 metrics.npz / .csv (global seed indices), learning_curve.png and one final checkpoint of all
 the seeds, so `purejaxvpg eval OUT` and `load_policy(OUT, seed=i)` read it like any run.
@@ -28,7 +28,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config
 from purejaxvpg.host import driver, rundir

@@ -16,7 +16,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxvpg.algo.keys import seed_keys
+from purejaxvpg.algo.prng import seed_keys
 from purejaxvpg.algo.program import HyperParams
 from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter
 from purejaxvpg.host import rundir

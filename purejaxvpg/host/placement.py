@@ -23,7 +23,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from purejaxvpg.algo import keys as prng
+from purejaxvpg.algo import prng
 
 AXIS = "seeds"
 SPLIT = PartitionSpec(AXIS)  # leaves [num_seeds, ...]: each device holds a slice of the seeds
