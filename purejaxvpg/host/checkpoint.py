@@ -31,6 +31,7 @@ import orbax.checkpoint as ocp
 
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES
+from purejaxvpg.host.library_log import is_orbax_error
 
 ITEMS = ("train_state", "history")  # the items of one checkpoint ("metrics" is orbax's own)
 # and, since 0.2.0, "run": what defines the run (its Config, base seed and seed range, with
@@ -105,7 +106,7 @@ class _OrbaxErrors(logging.Filter):
     damaged file or a full disk); `Checkpoints` reports each failure once, by name."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+        return not is_orbax_error(record)
 
 
 class _UnretrievedWriteErrors(logging.Filter):

@@ -266,11 +266,11 @@ def train(
     seconds) and after every chunk, trained or loaded: where a caller shows progress.
     """
     _refuse_under_a_trace(keys)
-    given_keys = keys
     if keys is None:
         keys = prng.seed_keys(seed, 1 if num_seeds is None else num_seeds, start=seed_start)
     else:
         keys = prng.check_keys(keys)
+        seed_start = 0  # given keys name no range (result.seed_start)
         if num_seeds is not None and num_seeds != keys.shape[0]:
             raise ValueError(f"num_seeds: {num_seeds}, but keys holds {keys.shape[0]} keys (one per seed); "
                              "give keys alone, or num_seeds (and seed) alone.")
@@ -346,7 +346,7 @@ def train(
         devices=count,
         env=env,
         env_params=env_params,
-        seed_start=seed_start if given_keys is None else 0,
+        seed_start=seed_start,
     )
 
 

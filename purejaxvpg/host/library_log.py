@@ -30,7 +30,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-LOG_NAME = "library.log"
+LOG_NAME = "library.log"  # in the run directory (process 0's; the others add their index)
 LIBRARIES = ("orbax", "tensorstore", "asyncio", "etils", "concurrent")  # whose warnings are routed
 
 
@@ -70,7 +70,6 @@ class LibraryLog:
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is None:  # what the failed writes left behind reports now, while routed;
             gc.collect()  # not on the way out of an error: a lost distributed peer can hang it
-
         logging.getLogger("absl").removeFilter(self.filter)
         sys.unraisablehook, threading.excepthook, sys.excepthook, warnings.showwarning = self.previous
         if not self.count:
@@ -105,6 +104,12 @@ class LibraryLog:
         return self.previous[3](message, category, filename, lineno, file, line)
 
 
+def is_orbax_error(record: logging.LogRecord) -> bool:
+    """One of orbax's own ERROR logs (one per background thread, with a traceback, for a
+    damaged file or a full disk), which the project reports once, by name, itself."""
+    return record.levelno >= logging.ERROR and "orbax" in record.pathname
+
+
 class _Route(logging.Filter):
     """orbax's ERROR logs (one per background thread, with a traceback) into the file."""
 
@@ -113,7 +118,7 @@ class _Route(logging.Filter):
         self.log = log
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and "orbax" in record.pathname:
+        if is_orbax_error(record):
             text = record.getMessage()
             if record.exc_info:
                 text += "\n" + "".join(traceback.format_exception(*record.exc_info))

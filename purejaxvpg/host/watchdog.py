@@ -7,8 +7,9 @@ returns. The C-level handler still writes the signal's number to the wakeup fd
 (`signal.set_wakeup_fd`) at once, so a thread reading that fd learns of it on time: it gives
 the process `seconds` to stop by itself (a session finishes and checkpoints its block, the
 CLI exits 130 / 143), then ends it with `os._exit(128 + signum)` and one line on stderr.
-A second signal shortens the wait to one second. Nothing is written from the thread: a
-run stopped this way resumes from its last checkpoint, as after a SIGKILL.
+A second signal shortens the wait to one second. A run stopped this way resumes from its
+last checkpoint, as after a SIGKILL; before exiting, the thread calls what `tidy_on_stop`
+registered (a fresh run with no checkpoint removes what it created).
 
 Only signals Python handles reach the fd, so one the process was told to ignore (a shell's
 background job ignores SIGINT) stays ignored. `Interrupted` (what a SIGINT / SIGTERM raises)

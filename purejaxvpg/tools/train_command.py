@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from purejaxvpg.config import Config
+from purejaxvpg.host.library_log import LOG_NAME, LibraryLog
 from purejaxvpg.report import summary
 from purejaxvpg.tools import flags
 
@@ -22,7 +23,7 @@ RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log"
 # what a fresh run writes into its directory (besides the lock, RunLock's): a run that
 # ends before its first checkpoint removes those of them it created, and nothing else
 RUN_WRITES = ("config.json", "metrics.csv", "metrics.npz", "learning_curve.png", "checkpoints", "tensorboard",
-              "wandb-run-id", "library.log")
+              "wandb-run-id", LOG_NAME)
 
 
 def train(args) -> int:
@@ -168,9 +169,8 @@ def run_session(out: Path, config: Config, options, resume: bool, on_start, disc
     import jax
 
     from purejaxvpg.host import distributed
-    from purejaxvpg.host.library_log import LibraryLog
 
-    name = "library.log" if distributed.is_primary() else f"library-process{jax.process_index()}.log"
+    name = LOG_NAME if distributed.is_primary() else f"library-process{jax.process_index()}.log"
     with LibraryLog(out / name):
         return _run_session(out, config, options, resume, on_start, discard, log, wandb_group)
 
