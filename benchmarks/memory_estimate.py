@@ -45,11 +45,11 @@ def measure(name: str) -> dict:
     import jax
 
     import purejaxvpg as pjv
-    from purejaxvpg.host import memory
+    from purejaxvpg.host import driver, memory
 
     fields, num_seeds = CASES[name]
     config = pjv.Config(**fields)
-    one = memory.estimate(config)
+    one = memory.estimate(driver.prepare(config))
     keys = pjv.seed_keys(0, num_seeds)
     compiled = jax.jit(jax.vmap(pjv.make_train(config))).lower(keys).compile()
     plan = compiled.memory_analysis()

@@ -140,7 +140,8 @@ def main(out: Path) -> None:
     # `eval --devices 4` against the plain jit(vmap(evaluate)) of the same checkpoint and keys
     facts["eval"] = _cli(["eval", str(run_dir), "--episodes", "2", "--devices", "4"])
     run_config, num_seeds, _, state, _ = policy.restore_latest(run_dir)
-    evaluate = jax.jit(jax.vmap(make_evaluate(run_config, driver.prepare(run_config).actor, 2)))
+    agent = driver.prepare(run_config)
+    evaluate = jax.jit(jax.vmap(make_evaluate(run_config, agent.actor, agent.stack_of(2))))
     plain = evaluate(state.actor_params, state.runner.env_state, eval_keys(0, num_seeds)).as_dict()
     written = json.loads((run_dir / "eval.json").read_text())
     save("eval", {f"eval_return_{m}": np.asarray(written[m]["return_per_seed"]) for m in ("greedy", "stochastic")},

@@ -32,7 +32,7 @@ def test_gaussian_target_greedy_and_stochastic_returns_match_closed_form():
     mu, sigma, episodes = 0.2, 0.3, 4096
     config = pjv.Config(env_id="ContinuousTarget-known")
     s, params = _constant_policy(config, [mu], np.log(sigma))
-    out = make_evaluate(config, s.actor, episodes)(params, None, jax.random.key(1))
+    out = make_evaluate(config, s.actor, s.stack_of(episodes))(params, None, jax.random.key(1))
     d = mu - 0.7
     np.testing.assert_allclose(out["eval_return_greedy"], -(d**2), rtol=1e-5)
     std_error = np.sqrt((4 * d**2 * sigma**2 + 2 * sigma**4) / episodes)
@@ -46,7 +46,7 @@ def test_bandit_greedy_pulls_the_most_likely_arm_and_stochastic_averages_arms():
     episodes = 4096
     config = pjv.Config(env_id="Bandit-known")
     s, params = _constant_policy(config, logits)
-    out = make_evaluate(config, s.actor, episodes)(params, None, jax.random.key(2))
+    out = make_evaluate(config, s.actor, s.stack_of(episodes))(params, None, jax.random.key(2))
     assert abs(float(out["eval_return_greedy"]) - 0.2) < 4 * 0.1 / np.sqrt(episodes)
     p = np.exp(logits) / np.exp(logits).sum()
     expected = p @ means
@@ -99,10 +99,10 @@ def test_an_evaluation_episode_is_cut_at_eval_max_steps_and_counted_with_its_ret
     H, M = 40, 7
     config = pjv.Config(env_id="TimeLimit-known", env_params=(("max_steps_in_episode", H),))
     s, params = _constant_policy(config, [0.0, 0.0])
-    full = make_evaluate(config, s.actor, 3)(params, None, jax.random.key(0))
+    full = make_evaluate(config, s.actor, s.stack_of(3))(params, None, jax.random.key(0))
     assert float(full["eval_return_greedy"]) == H and float(full["eval_length_stochastic"]) == H
     cut = pjv.Config(**{**config.__dict__, "eval_max_steps": M})
-    out = make_evaluate(cut, s.actor, 3)(params, None, jax.random.key(0))
+    out = make_evaluate(cut, s.actor, s.stack_of(3))(params, None, jax.random.key(0))
     assert float(out["eval_return_greedy"]) == M and float(out["eval_length_greedy"]) == M
     assert float(out["eval_return_stochastic"]) == M
 
@@ -118,7 +118,7 @@ def test_a_huge_time_limit_is_capped_so_evaluation_ends():
     assert eval_steps(pjv.Config(**{**huge.__dict__, "eval_max_steps": 9}), build(huge, 1)) == 9
     # the whole evaluation of a 10**9 limit runs: 100,000 steps (CartPole's episodes end long before)
     s, params = _constant_policy(huge, [0.0, 0.0])
-    out = jax.jit(make_evaluate(huge, s.actor, 2))(params, None, jax.random.key(0))
+    out = jax.jit(make_evaluate(huge, s.actor, s.stack_of(2)))(params, None, jax.random.key(0))
     assert 5 <= float(out["eval_length_greedy"]) < 200
 
 

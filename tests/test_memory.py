@@ -33,7 +33,7 @@ def test_state_and_metrics_parts_cover_what_the_program_holds():
     state = jax.eval_shape(lambda k: program.init(agent, hp, k), jax.random.key(0))
     _, metrics, evals = jax.eval_shape(lambda k: program.train(agent, hp, k), jax.random.key(0))
     assert jax.tree.leaves(evals)[0].shape == (config.num_evals,)  # not one per update
-    one = memory.estimate(config)
+    one = memory.estimate(agent)
     assert one.state >= 2 * _nbytes(state)  # the scan carry, in and out
     assert one.metrics == 2 * _nbytes((metrics, evals))  # on the device and on the host
 
@@ -43,12 +43,12 @@ def test_evaluation_part_counts_every_evaluation_environment(env_id):
     """eval_episodes environments at once: at least their (obs, state) as reset really
     returns them, plus the actor's hidden activations, per environment."""
     config = dataclasses.replace(EVAL, env_id=env_id)
-    one = memory.estimate(config)
+    one = memory.estimate(Agent.build(config))
     stack = envstack.build(config, 3, evaluation=True)
     per_env = _nbytes(stack.env.reset(jax.random.key(0), stack.env_params)) / 3
     hidden = sum(config.hidden_sizes) * 4
     assert one.evaluation >= config.eval_episodes * (per_env + hidden)
-    assert memory.estimate(dataclasses.replace(config, eval_every=0)).evaluation == 0
+    assert memory.estimate(Agent.build(dataclasses.replace(config, eval_every=0))).evaluation == 0
     assert one.largest() == ("evaluation", "eval_episodes")
 
 
@@ -57,11 +57,11 @@ def test_evaluation_estimate_errs_high_against_xlas_buffer_plan():
     of that part is at least what XLA allocates for it (arguments, outputs, temporaries)
     and not 10x more. (The whole program: benchmarks/memory_estimate.py.)"""
     agent = Agent.build(EVAL)
-    evaluate = make_evaluate(EVAL, agent.actor)
+    evaluate = make_evaluate(EVAL, agent.actor, agent.eval_stack)
     params = agent.actor.init(jax.random.key(0), np.zeros((1, *agent.stack.obs_shape), np.float32))
     plan = jax.jit(evaluate).lower(params, None, jax.random.key(1)).compile().memory_analysis()
     actual = plan.argument_size_in_bytes + plan.output_size_in_bytes + plan.temp_size_in_bytes
-    assert actual <= memory.estimate(EVAL).evaluation <= 10 * actual
+    assert actual <= memory.estimate(agent).evaluation <= 10 * actual
 
 
 def test_evaluation_too_big_for_memory_is_refused_before_compiling(monkeypatch, capsys, tmp_path):
@@ -119,4 +119,4 @@ def test_the_tightest_limit_decides_and_is_named(tmp_path, monkeypatch):
         assert memory.device_limit() == (2**30, "RLIMIT_AS")
         big = pjv.Config(num_envs=4096, num_steps=128, total_steps=4096 * 128)  # ~1.5 GiB per seed
         with pytest.raises(ValueError, match=r"^num_envs: one seed needs .* \(RLIMIT_AS\)"):
-            memory.seeds_that_fit(big)
+            memory.seeds_that_fit(Agent.build(big))

@@ -115,7 +115,7 @@ def actor_params(config: pjv.Config, fill, bias=None, log_std=None):
 def test_samples_follow_the_categorical_probabilities_and_no_key_gives_the_mode():
     config = pjv.Config(env_id="Acrobot-v1")  # three actions
     probs = np.array([0.1, 0.3, 0.6])
-    act = make_policy(config, actor_params(config, np.zeros, bias=np.log(probs)))
+    act = make_policy(Agent.build(config), actor_params(config, np.zeros, bias=np.log(probs)))
     obs = np.random.default_rng(1).normal(size=(20_000, 6)).astype(np.float32)
     samples = np.asarray(act(obs, jax.random.key(3)))
     assert samples.dtype == np.int32 and samples.shape == (20_000,)
@@ -129,7 +129,7 @@ def test_samples_follow_the_categorical_probabilities_and_no_key_gives_the_mode(
 
 def test_gaussian_samples_have_the_policys_mean_and_std():
     config = pjv.Config(env_id="Pendulum-v1")
-    act = make_policy(config, actor_params(config, np.zeros, bias=[0.5], log_std=[np.log(0.3)]))
+    act = make_policy(Agent.build(config), actor_params(config, np.zeros, bias=[0.5], log_std=[np.log(0.3)]))
     obs = pendulum_obs(20_000)
     samples = np.asarray(act(obs, jax.random.key(4)))[:, 0]  # N(0.5, 0.3^2): clipping at +-2 is 5 sigma away
     assert abs(samples.mean() - 0.5) < 5 * 0.3 / np.sqrt(len(samples))
@@ -148,7 +148,7 @@ def test_continuous_actions_are_clipped_and_rescaled_as_the_trainer_sends_them(r
     means = numpy_mlp(params, obs)
     assert (np.abs(means) > 2.2).any() and (np.abs(means) < 0.9).any()
     expected = 2.0 * np.clip(means, -1.0, 1.0) if rescale else np.clip(means, -2.0, 2.0)
-    np.testing.assert_allclose(make_policy(config, params)(obs), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(make_policy(Agent.build(config), params)(obs), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_load_policy_acts_as_the_results_policy(run_dir, pendulum):
@@ -187,4 +187,4 @@ def test_bad_seeds_directories_observations_and_keys_are_clear_errors(run_dir, p
         with pytest.raises(ValueError, match="key: one jax.random.key"):
             act(np.zeros(3, np.float32), key)
     with pytest.raises(ValueError, match="obs_stats"):
-        make_policy(PENDULUM, jax.tree.map(lambda x: x[0], pendulum.final_state.actor_params))
+        make_policy(Agent.build(PENDULUM), jax.tree.map(lambda x: x[0], pendulum.final_state.actor_params))

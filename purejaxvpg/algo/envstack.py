@@ -44,9 +44,16 @@ def base_env(config: Config, env=None, env_params=None):
 
 
 def build(config: Config, num_envs: int, evaluation: bool = False, env=None, env_params=None) -> EnvStack:
-    """The config's wrapper stack of `num_envs` environments; `env`/`env_params`: a user's
-    environment object used instead of building config.env_id."""
-    env, env_params = base_env(config, env, env_params)
+    """The config's wrapper stack of `num_envs` environments, its environment built anew
+    (`env`/`env_params`: a user's environment object instead of config.env_id's). A run
+    builds its environment once, in `Agent.build`, and wraps it with `wrap`."""
+    return wrap(config, base_env(config, env, env_params), num_envs, evaluation)
+
+
+def wrap(config: Config, base: tuple, num_envs: int, evaluation: bool = False) -> EnvStack:
+    """The config's wrapper stack of `num_envs` environments around `base`, an (env, params)
+    pair from `base_env`; builds no environment."""
+    env, env_params = base
     env = envs.EpisodeStatistics(env)
     if config.rescale_actions:
         inner = envs.action_spec(env, env_params)

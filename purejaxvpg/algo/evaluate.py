@@ -45,15 +45,14 @@ def eval_steps(config: Config, stack: envstack.EnvStack) -> int:
     return config.eval_max_steps or min(stack.horizon, EVAL_STEPS_CAP)
 
 
-def make_evaluate(config: Config, actor: Actor, num_episodes: int | None = None, env=None, env_params=None):
-    """Return `evaluate(actor_params, env_state, key) -> EvalMetrics` of scalars.
+def make_evaluate(config: Config, actor: Actor, stack: envstack.EnvStack):
+    """Return `evaluate(actor_params, env_state, key) -> EvalMetrics` of scalars: one
+    episode in each of `stack`'s environments (an evaluation stack, `Agent.stack_of`).
 
     `env_state` is the training environments' state (its observation statistics are
     used, frozen); pass None when the config does not normalise observations.
     Pure and vmappable over seeds.
     """
-    stack = envstack.build(config, num_episodes or config.eval_episodes, evaluation=True, env=env,
-                           env_params=env_params)
     play = make_play(stack, actor, eval_steps(config, stack))
 
     def evaluate(actor_params, env_state, key: jax.Array) -> EvalMetrics:

@@ -1,12 +1,13 @@
 """A trained seed as a function from observations to environment actions.
 
-`make_policy(config, actor_params, obs_stats)` returns `act(obs, key=None)`: the actor of
-`config` with one seed's parameters, after the observation normalisation the run trained
-with (its running statistics, frozen), and with the action put in the environment's own
-format, as the trainer sends it (rollout.env_action; RescaleAction's mapping when
-config.rescale_actions). No key: the distribution's mode (the greedy policy of
-evaluate.py); a key: a sample. Pure and jittable; `seed_policy` takes one seed out of a
-batched TrainState, for a TrainResult (host/driver.py) or a run directory (host/policy.py).
+`make_policy(agent, actor_params, obs_stats)` returns `act(obs, key=None)`: the actor of
+a run's Agent (program.Agent: its environment, built once) with one seed's parameters,
+after the observation normalisation the run trained with (its running statistics,
+frozen), and with the action put in the environment's own format, as the trainer sends
+it (rollout.env_action; RescaleAction's mapping when config.rescale_actions). No key:
+the distribution's mode (the greedy policy of evaluate.py); a key: a sample. Pure and
+jittable; `seed_policy` takes one seed out of a batched TrainState, for a TrainResult
+(host/driver.py) or a run directory (host/policy.py).
 """
 
 from __future__ import annotations
@@ -17,21 +18,20 @@ import jax
 import jax.numpy as jnp
 
 from purejaxvpg import envs
-from purejaxvpg.algo import envstack, prng
+from purejaxvpg.algo import prng
 from purejaxvpg.algo.program import Agent
 from purejaxvpg.algo.rollout import env_action
-from purejaxvpg.config import Config, require_int
+from purejaxvpg.config import require_int
 from purejaxvpg.envs.wrappers import rescale_to_box
 
 
-def seed_policy(config: Config, state, num_seeds: int, seed: int = 0, env=None, env_params=None,
-                diverged_at: int = -1, allow_diverged: bool = False):
+def seed_policy(agent: Agent, state, num_seeds: int, seed: int = 0, diverged_at: int = -1,
+                allow_diverged: bool = False):
     """`act` of seed `seed` of a batched TrainState [num_seeds, ...]: its actor parameters
     and observation statistics. ValueError naming `seed` unless it is in [0, num_seeds - 1],
     and unless it stayed finite: a seed that diverged (`diverged_at` >= 0, the update, or
     non-finite parameters) acts on NaN, so it is refused unless `allow_diverged`.
-    `env`/`env_params`: the environment object the run trained on (pjv.train(env=...)),
-    used instead of building config.env_id."""
+    `agent`: the run's (its environment object, for a run of pjv.train(env=...))."""
     seed = require_int("seed", seed, low=0, high=num_seeds - 1)
     take = lambda tree: jax.tree.map(lambda x: x[seed], tree)  # noqa: E731
     stats = envs.observation_stats(state.runner.env_state)
@@ -44,11 +44,10 @@ def seed_policy(config: Config, state, num_seeds: int, seed: int = 0, env=None, 
             f"seed: seed {seed} diverged {when}; its policy would act on NaN. Pick a seed that did not "
             "diverge, or pass allow_diverged=True to load it anyway."
         )
-    return make_policy(config, params, stats, env=env, env_params=env_params)
+    return make_policy(agent, params, stats)
 
 
-def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | None = None,
-                env=None, env_params=None):
+def make_policy(agent: Agent, actor_params, obs_stats: envs.RunningMeanStd | None = None):
     """Return jitted `act(obs, key=None) -> action` for one seed.
 
     actor_params: one seed's actor parameters (no seed axis). obs_stats: that seed's
@@ -58,30 +57,23 @@ def make_policy(config: Config, actor_params, obs_stats: envs.RunningMeanStd | N
     obs: [*obs_shape] (one observation) or [B, *obs_shape]. Returns int32 [] / [B] for a
     Discrete space, float32 [*action_shape] / [B, *action_shape] in the environment's
     bounds for a Box. The parameters are arguments of the compiled function, not
-    constants in it: every seed of a config shares one compile per observation shape.
-    `env`/`env_params`: the environment object the run trained on, instead of building
-    config.env_id (then not cached: an environment object is not part of the config).
+    constants in it: every seed of an agent shares one compile per observation shape.
     """
+    config = agent.config
     if config.normalize_obs != (obs_stats is not None):
         raise ValueError(
             "obs_stats: the run's observation statistics are needed exactly when "
             f"config.normalize_obs (here {config.normalize_obs})."
         )
-    act = _cached_act(config) if env is None else _act(config, env, env_params)
-    return functools.partial(act, jax.device_put(actor_params), jax.device_put(obs_stats))
+    return functools.partial(_act(agent), jax.device_put(actor_params), jax.device_put(obs_stats))
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_act(config: Config):
-    return _act(config)
-
-
-def _act(config: Config, env=None, env_params=None):
-    """jit(act(actor_params, obs_stats, obs, key)) of a config (see make_policy)."""
-    agent = Agent.build(config, env=env, env_params=env_params)
-    stack = envstack.build(config, 1, evaluation=True, env=env, env_params=env_params)  # normalises
+@functools.lru_cache(maxsize=16)  # per Agent (compared by identity): one compile per agent
+def _act(agent: Agent):
+    """jit(act(actor_params, obs_stats, obs, key)) of an agent (see make_policy)."""
+    stack = agent.stack_of(1)  # its NormalizeObservation normalises with frozen statistics
     spec, obs_shape = agent.stack.spec, agent.stack.obs_shape
-    to_env = _env_format(config, spec, env, env_params)
+    to_env = _env_format(agent)
 
     def act(actor_params, obs_stats, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
         obs = jnp.asarray(obs, jnp.float32)
@@ -114,15 +106,16 @@ def _one_key(key) -> bool:
     return getattr(key, "dtype", None) == jnp.uint32 and key.shape == (2,)
 
 
-def _env_format(config: Config, spec: envs.ActionSpec, env=None, env_params=None):
+def _env_format(agent: Agent):
     """actions [B] / [B, A] from the policy -> what the environment itself receives.
 
     As in training: continuous actions clipped to the box the agent acts in; with
     rescale_actions that box is [-1, 1] and RescaleAction maps it onto the environment's
     own bounds, low + (a + 1) / 2 * (high - low).
     """
-    if spec.discrete or not config.rescale_actions:
+    spec = agent.stack.spec
+    if spec.discrete or not agent.config.rescale_actions:
         return lambda action: env_action(action, spec)
-    inner = envs.action_spec(*envstack.base_env(config, env, env_params))
+    inner = envs.action_spec(*agent.base)
     low, high = inner.low.reshape(-1), inner.high.reshape(-1)
     return lambda action: rescale_to_box(env_action(action, spec), low, high)

@@ -67,23 +67,28 @@ class HyperParams:
         return cls(**{name: getattr(config, name) for name in SWEEPABLE})
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # one Agent is one build: compared by identity
 class Agent:
-    """What a config builds once, before anything is traced: the environment stack, the
-    two networks and (with eval_every) the evaluation. Holds no arrays, so one Agent
-    serves every seed. (Some environments must be built outside a trace.)"""
+    """What a config builds once, before anything is traced: the environment (built here
+    and nowhere else in a run), its training and evaluation stacks, the two networks and
+    (with eval_every) the evaluation. The memory estimate, the evaluation and a trained
+    policy read these stacks. Holds no arrays, so one Agent serves every seed. (Some
+    environments must be built outside a trace.)"""
 
     config: Config
-    stack: envstack.EnvStack
+    base: tuple  # (env, env_params) before any wrapper (envstack.base_env)
+    stack: envstack.EnvStack  # num_envs environments, for training
+    eval_stack: envstack.EnvStack | None  # eval_episodes environments, with eval_every; else None
     actor: Actor
     critic: Critic
-    evaluate: Callable | None  # evaluate.make_evaluate(config, actor), or None
+    evaluate: Callable | None  # evaluate.make_evaluate(config, actor, eval_stack), or None
 
     @classmethod
     def build(cls, config: Config, env=None, env_params=None) -> Agent:
         """Environment and networks for a validated config (no compile); `env`/`env_params`:
         a user's environment object instead of config.env_id's."""
-        stack = envstack.build(config, config.num_envs, env=env, env_params=env_params)
+        base = envstack.base_env(config, env, env_params)
+        stack = envstack.wrap(config, base, config.num_envs)
         actor = Actor(
             hidden_sizes=config.hidden_sizes,
             action_size=stack.spec.size,
@@ -93,8 +98,17 @@ class Agent:
             learn_log_std=config.learn_log_std,
         )
         critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
-        evaluate = make_evaluate(config, actor, env=env, env_params=env_params) if config.eval_every else None
-        return cls(config=config, stack=stack, actor=actor, critic=critic, evaluate=evaluate)
+        eval_stack = envstack.wrap(config, base, config.eval_episodes, evaluation=True) if config.eval_every else None
+        evaluate = make_evaluate(config, actor, eval_stack) if config.eval_every else None
+        return cls(config=config, base=base, stack=stack, eval_stack=eval_stack, actor=actor, critic=critic,
+                   evaluate=evaluate)
+
+    def stack_of(self, num_envs: int) -> envstack.EnvStack:
+        """An evaluation stack of `num_envs` environments around this agent's environment
+        (observation statistics frozen, rewards unscaled); builds no environment."""
+        if self.eval_stack is not None and self.eval_stack.num_envs == num_envs:
+            return self.eval_stack
+        return envstack.wrap(self.config, self.base, num_envs, evaluation=True)
 
 
 def make_train(config: Config, env=None, env_params=None):

@@ -35,11 +35,6 @@ def prepare(config: Config) -> Agent:
     return Agent.build(config.validate())
 
 
-def seeds_that_fit(agent: Agent, env=None, env_params=None) -> int:
-    """Seeds of this program that fit in device memory at once (estimate, memory.py)."""
-    return memory.seeds_that_fit(agent.config, agent.stack.obs_shape, agent.stack.spec.size, env, env_params)
-
-
 def whole_run(agent: Agent, sweep: bool = False):
     """jit(vmap(one seed's whole run)): f(keys) -> (state, UpdateMetrics, EvalMetrics), or
     with `sweep` f(keys, hparams) with a HyperParams of [num_seeds] leaves."""
@@ -80,14 +75,14 @@ def compile_timed(jitted, *args):
 
 
 @functools.lru_cache(maxsize=8)
-def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
+def compile_blocks(agent: Agent, num_seeds: int, block: int, mesh=None):
     """(init, step) for num_seeds seeds (a multiple of the mesh size) in
     blocks of `block` updates, split over the mesh's seed axis (placement.mesh(): every
     device). init(key_data) -> state; step(state, first_update) -> (state, UpdateMetrics
     [block], EvalMetrics [block // eval_every]); the state is in key-data form
     (prng.to_data; `abstract_state` is its typed structure). Cached, so resuming or
-    rerunning in one process does not compile again."""
-    agent, hp = prepare(config), HyperParams.from_config(config)
+    rerunning in one process (one Agent: `prepare` caches it) does not compile again."""
+    hp = HyperParams.from_config(agent.config)
     mesh = placement.mesh() if mesh is None else mesh
     typed = _state_shape(agent, num_seeds)
 
@@ -109,10 +104,10 @@ def compile_blocks(config: Config, num_seeds: int, block: int, mesh=None):
     return init.lower(key_data).compile(), step.lower(state, jnp.int32(0)).compile()
 
 
-def abstract_state(config: Config, num_seeds: int, agent: Agent | None = None):
+def abstract_state(agent: Agent | Config, num_seeds: int):
     """Shapes and dtypes of the batched TrainState of `num_seeds` seeds (no compile):
-    what a checkpoint is restored into. `agent`: the config's, if already built."""
-    return _state_shape(prepare(config) if agent is None else agent, num_seeds)
+    what a checkpoint is restored into. A Config: its (cached) Agent."""
+    return _state_shape(prepare(agent) if isinstance(agent, Config) else agent, num_seeds)
 
 
 def first_nonfinite_update(config: Config, metrics: dict, eval_metrics: dict, params=None) -> np.ndarray:
@@ -160,6 +155,8 @@ class TrainResult:
     # result.policy acts in it. Not part of the run's identity: left out of ==, repr
     env: object = dataclasses.field(default=None, compare=False, repr=False)
     env_params: object = dataclasses.field(default=None, compare=False, repr=False)
+    # the run's Agent (its environment, built once): what result.policy acts with
+    agent: Agent | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def diverged_at(self) -> np.ndarray:
@@ -199,8 +196,9 @@ class TrainResult:
         diverged (naming the update) unless `allow_diverged`."""
         seed = require_int("seed", seed, low=0, high=self.num_seeds - 1)
         at = int(self.diverged_at[seed])
-        return seed_policy(self.config, self.final_state, self.num_seeds, seed, env=self.env,
-                           env_params=self.env_params, diverged_at=at, allow_diverged=allow_diverged)
+        agent = self.agent or prepare(self.config)  # a merged result holds none
+        return seed_policy(agent, self.final_state, self.num_seeds, seed, diverged_at=at,
+                           allow_diverged=allow_diverged)
 
 
 def result(config: Config, final_state, metrics, evals, updates_done: int | None = None,
@@ -283,7 +281,7 @@ def train(
     checked = None if hparams is None else _checked_hparams(hparams, num_seeds, config)
     inputs = (placement.host_keys(keys),) if checked is None else (placement.host_keys(keys), checked)
     count = mesh.size
-    fit = seeds_that_fit(agent, env, env_params)  # per device
+    fit = memory.seeds_that_fit(agent)  # per device
     if chunk_size is None:
         per_device = min(math.ceil(num_seeds / count), fit)
     else:
@@ -347,6 +345,7 @@ def train(
         env=env,
         env_params=env_params,
         seed_start=seed_start,
+        agent=agent,
     )
 
 

@@ -32,7 +32,7 @@ import jax
 
 from purejaxvpg.algo import envstack
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
-from purejaxvpg.config import Config
+from purejaxvpg.algo.program import Agent
 
 _FLOAT = 4  # bytes
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -89,10 +89,10 @@ def size(nbytes: float) -> str:
     return f"{nbytes:.1f} GiB"
 
 
-def estimate(config: Config, env=None, env_params=None) -> Estimate:
-    """Estimated peak bytes of one seed of `train(config)`, by part (`env`: a user's
-    environment object instead of config.env_id's)."""
-    stack = envstack.build(config, config.num_envs, env=env, env_params=env_params)
+def estimate(agent: Agent) -> Estimate:
+    """Estimated peak bytes of one seed of the agent's run, by part, read from its
+    environment stacks (nothing built here)."""
+    config, stack = agent.config, agent.stack
     obs_size, action_size = math.prod(stack.obs_shape), stack.spec.size
     hidden = sum(config.hidden_sizes)
     params = _mlp_params(obs_size, config.hidden_sizes, action_size) + action_size + _mlp_params(
@@ -119,8 +119,7 @@ def estimate(config: Config, env=None, env_params=None) -> Estimate:
     evaluation = 0
     if config.eval_every:
         K = config.eval_episodes
-        eval_stack = envstack.build(config, K, evaluation=True, env=env, env_params=env_params)
-        env = _env_bytes(eval_stack)  # observations and states of K environments
+        env = _env_bytes(agent.eval_stack)  # observations and states of K environments
         # per environment: the state and observation 3x (carry in, carry out, the
         # step's outputs before the auto-reset select), actor activations (each hidden
         # layer, pre- and post-activation, and the action distribution), a key pair per
@@ -128,12 +127,6 @@ def estimate(config: Config, env=None, env_params=None) -> Estimate:
         per_env = (2 * hidden + 4 * action_size) * _FLOAT + 3 * 8 + 3 * _FLOAT
         evaluation = 3 * env + K * per_env
     return Estimate(state=state, update=update, metrics=metrics, evaluation=evaluation)
-
-
-def estimate_bytes(config: Config, obs_shape=None, action_size=None, num_seeds: int = 1) -> int:
-    """Estimated peak bytes of `train(config)` over `num_seeds` seeds (`obs_shape` and
-    `action_size` are read from the environment; the arguments remain for callers)."""
-    return estimate(config).total * num_seeds
 
 
 def _read_int(path: Path) -> int | None:
@@ -252,10 +245,10 @@ def device_bytes(device: jax.Device | None = None) -> int:
     return device_limit(device)[0]
 
 
-def seeds_that_fit(config: Config, obs_shape=None, action_size=None, env=None, env_params=None) -> int:
-    """How many seeds one call can hold; a ValueError naming the field to lower when not
-    even one fits (before anything compiles)."""
-    one = estimate(config, env, env_params)
+def seeds_that_fit(agent: Agent) -> int:
+    """How many seeds of the agent's run one device can hold at once; a ValueError naming
+    the field to lower when not even one fits (before anything compiles)."""
+    config, one = agent.config, estimate(agent)
     have, source = device_limit()
     if one.total > have:
         part, field = one.largest()

@@ -64,7 +64,7 @@ def restore_latest(run_dir: str | Path, seed: int | None = None, what: str = "lo
     agent = rebuilt_agent(config, run_dir, env, env_params, instead)
     checkpoints = Checkpoints(run_dir)  # the newest intact checkpoint (a damaged one is named)
     try:
-        updates_done, state, _ = checkpoints.restore(driver.abstract_state(config, num_seeds, agent),
+        updates_done, state, _ = checkpoints.restore(driver.abstract_state(agent, num_seeds),
                                                       eval_every=config.eval_every)
     finally:
         checkpoints.close()
@@ -80,11 +80,10 @@ def load_policy(run_dir: str | Path, seed: int = 0, env=None, env_params=None, a
     `allow_diverged`."""
     instead = ("Pass the environment object: load_policy(run_dir, seed, env=ENV, env_params=PARAMS), "
                "or make it buildable here (its module on PYTHONPATH, its extra installed).")
-    config, num_seeds, _, state, _ = restore_latest(run_dir, seed, "load a policy from", env, env_params, instead)
+    _, num_seeds, _, state, agent = restore_latest(run_dir, seed, "load a policy from", env, env_params, instead)
     results = rundir.read_info(run_dir).get("results") or {}
     at = ((results.get("diverged") or {}).get("at_update") or {}).get(str(seed), -1)
-    return seed_policy(config, state, num_seeds, seed, env=env, env_params=env_params, diverged_at=int(at),
-                       allow_diverged=allow_diverged)
+    return seed_policy(agent, state, num_seeds, seed, diverged_at=int(at), allow_diverged=allow_diverged)
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices=None, env=None,
@@ -109,7 +108,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int = 0, devices
                                                                    env_params=env_params, instead=instead)
     if max_steps is not None:
         config = dataclasses.replace(config, eval_max_steps=max_steps)
-    evaluate = jax.vmap(make_evaluate(config, agent.actor, episodes, env=env, env_params=env_params))
+    evaluate = jax.vmap(make_evaluate(config, agent.actor, agent.stack_of(episodes)))
     # eval keys: disjoint from the training keys; everything crosses the mesh as plain arrays
     start = rundir.read_config(run_dir)[1].get("seed_start", 0)  # a seed range: its global seeds' keys
     typed = (state.actor_params, state.runner.env_state, prng.eval_keys(seed, num_seeds, start=start))

@@ -31,8 +31,9 @@ import numpy as np
 
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
+from purejaxvpg.algo.program import Agent
 from purejaxvpg.config import Config, require_int
-from purejaxvpg.host import distributed, driver, placement, watchdog
+from purejaxvpg.host import distributed, driver, memory, placement, watchdog
 from purejaxvpg.host.checkpoint import Checkpoints, check_identity, identity
 from purejaxvpg.host.driver import TrainResult
 from purejaxvpg.host.watchdog import Interrupted  # session.Interrupted: what run raises
@@ -172,6 +173,7 @@ def run(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[TrainResult], None] | None = None,
     on_block: Callable[[int, dict, dict], None] | None = None,
+    agent: Agent | None = None,
 ) -> TrainResult:
     """Train `options.num_seeds` seeds in blocks; checkpoint into `run_dir/checkpoints`.
 
@@ -186,9 +188,11 @@ def run(
     on_block(updates_done, metrics, evals): after every block, before its checkpoint, with
     that block's metrics name -> [num_seeds, updates] and the evaluations it completed
     name -> [num_seeds, evals] (empty without eval_every): where loggers write (loggers.py).
+    agent: what `check(config, options)` returned (the caller checked before it wrote
+    anything); None: checked here.
     Raises Interrupted on SIGINT / SIGTERM once the running block is checkpointed.
     """
-    check(config, options)
+    agent = check(config, options) if agent is None else agent
     if run_dir is not None and not resume:
         from purejaxvpg.host.checkpoint import steps
 
@@ -203,9 +207,9 @@ def run(
     mesh = placement.mesh(options.devices)
     n, padded = options.num_seeds, placement.padded(options.num_seeds, mesh.size)
     start = time.perf_counter()
-    init, step = driver.compile_blocks(config, padded, block, mesh)
+    init, step = driver.compile_blocks(agent, padded, block, mesh)
     compile_seconds = time.perf_counter() - start  # ~0 when this process compiled it before
-    abstract = driver.abstract_state(config, n)  # what a checkpoint holds: the n seeds, typed
+    abstract = driver.abstract_state(agent, n)  # what a checkpoint holds: the n seeds, typed
 
     def on_host(state):
         """The n seeds' state on the host in key-data form (the padding dropped): what a
@@ -287,6 +291,7 @@ def run(
         updates_trained=done - first_done,  # a resumed run trained only the rest
         devices=mesh.size,
         seed_start=options.seed_start,
+        agent=agent,
     )
     try:
         if on_result is not None:
@@ -312,17 +317,20 @@ def _close_quietly(checkpoints: Checkpoints | None) -> None:
             pass
 
 
-def check(config: Config, options: RunOptions) -> None:
+def check(config: Config, options: RunOptions) -> Agent:
     """Everything a session refuses, checked without compiling or writing: the config,
-    the options and whether the seeds fit in device memory (estimate)."""
+    the options and whether the seeds fit in device memory (estimate). Returns the run's
+    Agent (its environment built here, once), for `run`."""
     options.validate()
+    agent = driver.prepare(config)
     count = len(placement.select(options.devices))
-    fit = driver.seeds_that_fit(driver.prepare(config)) * count
+    fit = memory.seeds_that_fit(agent) * count
     if options.num_seeds > fit:
         raise ValueError(
             f"num_seeds: at most {fit} seeds fit in the memory of {count} device(s) (estimate) for a "
             f"session; got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
         )
+    return agent
 
 
 def _join(parts: list[dict]) -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ import numpy as np
 from purejaxvpg.algo.prng import seed_keys
 from purejaxvpg.algo.program import make_train
 from purejaxvpg.config import Config
-from purejaxvpg.host import driver, placement, rundir
+from purejaxvpg.host import driver, memory, placement, rundir
 from purejaxvpg.paths import writable_folder
 from purejaxvpg.tools.flops import flops_of, loop_aware_flops
 from purejaxvpg.tools.hardware import hardware, hardware_name, load_average, matmul_peak, peak_device_bytes
@@ -87,7 +87,7 @@ def parse_devices(text: str) -> list[int]:
 def seeds_that_fit(config: Config) -> int:
     """How many seeds of `config` one call can hold (memory.py's estimate); 0 if none."""
     try:
-        return driver.seeds_that_fit(driver.prepare(config))
+        return memory.seeds_that_fit(driver.prepare(config))
     except ValueError:  # not even one seed
         return 0
 

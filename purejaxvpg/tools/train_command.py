@@ -51,7 +51,7 @@ def train(args) -> int:
         raise ValueError("out: a distributed run needs --out, a directory on a filesystem every process shares.")
     out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rundir.check_new_run_dir(out)
-    session.check(config, options)  # memory estimate: before the directory exists
+    agent = session.check(config, options)  # the environment built, the memory estimate: before the directory exists
     distributed.barrier("checked")  # every process checked --out before process 0 creates it
     primary = distributed.is_primary()  # only process 0 writes the run directory
     lock = rundir.RunLock(out) if primary else rundir.NoLock()
@@ -80,7 +80,7 @@ def train(args) -> int:
             kept = {name for name in RUN_WRITES if (out / name).exists() or (out / name).is_symlink()}
         with watchdog.tidy_on_stop(discard):  # a forced stop, too, leaves nothing of a run with no checkpoint
             return run_session(out, config, options, resume=False, on_start=start, discard=discard,
-                               log=log, wandb_group=args.wandb_group)
+                               log=log, wandb_group=args.wandb_group, agent=agent)
     except BaseException:
         discard()
         raise
@@ -161,7 +161,7 @@ def has_results(out: Path) -> bool:
 
 
 def run_session(out: Path, config: Config, options, resume: bool, on_start, discard, log=(),
-             wandb_group=None) -> int:
+                wandb_group=None, agent=None) -> int:
     """Run the session; write metrics.npz/.csv and config.json's results before the final
     checkpoint, then print, then plot: what can fail last loses nothing. metrics.csv is
     appended block by block meanwhile, and the `--log` loggers get every block (loggers.py).
@@ -172,10 +172,11 @@ def run_session(out: Path, config: Config, options, resume: bool, on_start, disc
 
     name = LOG_NAME if distributed.is_primary() else f"library-process{jax.process_index()}.log"
     with LibraryLog(out / name):
-        return _run_session(out, config, options, resume, on_start, discard, log, wandb_group)
+        return _run_session(out, config, options, resume, on_start, discard, log, wandb_group, agent)
 
 
-def _run_session(out: Path, config: Config, options, resume: bool, on_start, discard, log, wandb_group) -> int:
+def _run_session(out: Path, config: Config, options, resume: bool, on_start, discard, log, wandb_group,
+                 agent) -> int:
     """run_session's body, with the library log installed."""
     from purejaxvpg.host import distributed, loggers, rundir, session
     from purejaxvpg.host.checkpoint import steps
@@ -200,7 +201,7 @@ def _run_session(out: Path, config: Config, options, resume: bool, on_start, dis
     try:
         try:
             result = session.run(config, options, out, resume=resume, on_start=start,
-                                 on_result=write_results, on_block=logs.on_block)
+                                 on_result=write_results, on_block=logs.on_block, agent=agent)
         except BaseException:
             logs.finish(None)  # stopped early: close the loggers, then report as below
             raise
