@@ -39,7 +39,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import purejaxvpg as pjv
-from purejaxvpg.algo import gae, losses, program, rollout, weights
+from purejaxvpg.algo import gae, losses, pg_weight, program, rollout
 from purejaxvpg.config import PG_WEIGHTS
 from purejaxvpg.host import provenance
 from purejaxvpg.report import stats
@@ -61,7 +61,7 @@ def gradients(config: pjv.Config, actor_params, critic_params, key, chains: int,
     def collect(carry):
         runner, so_far = carry
         runner, batch = rollout.collect(policy, stack.env, stack.env_params, stack.spec, runner, T)
-        _, after = weights.episode_return(batch.reward, zeros, batch.terminated, batch.truncated, so_far,
+        _, after = pg_weight.episode_return(batch.reward, zeros, batch.terminated, batch.truncated, so_far,
                                           config.gamma)
         return (runner, after), batch, so_far
 
@@ -74,7 +74,7 @@ def gradients(config: pjv.Config, actor_params, critic_params, key, chains: int,
         obs, actions = flat(batch.obs), flat(batch.action)
         out = {}
         for name in PG_WEIGHTS:
-            w, _ = weights.policy_weights(name, advantages, batch.reward, next_values, batch.terminated,
+            w, _ = pg_weight.psi(name, advantages, batch.reward, next_values, batch.terminated,
                                           batch.truncated, so_far, config.gamma)
             for standardised in (False, True):
                 wf = losses.normalize(flat(w)) if standardised else flat(w)
@@ -85,7 +85,7 @@ def gradients(config: pjv.Config, actor_params, critic_params, key, chains: int,
     warmup = -(-stack.horizon // T)  # rollouts covering one time limit
 
     def chain(key):
-        carry = (rollout.reset(stack.env, stack.env_params, key), weights.EpisodeSoFar.zeros(E))
+        carry = (rollout.reset(stack.env, stack.env_params, key), pg_weight.EpisodeSoFar.zeros(E))
         carry, _ = jax.lax.scan(lambda c, _: (collect(c)[0], None), carry, None, length=warmup)
         return jax.lax.scan(measured, carry, None, length=rollouts)[1]
 

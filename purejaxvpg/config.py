@@ -5,31 +5,41 @@ gamma 0.99, GAE lambda 0.97, separate Adam optimizers for policy and value, seve
 value steps per batch); batch size and learning rates are tuned so that CartPole-v1
 is solved within 500k environment steps per seed (see README).
 
-(Over 300 lines: each field carries its documentation, shown by --help, and its range check.)
+A field a sweep may batch declares its range (`sweep=`): config.SWEEPABLE, the sweep's
+HyperParams (algo/program.py) and the range checks all come from that one declaration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 
 import numpy as np
+
+from purejaxvpg.checks import (
+    COUNT,
+    NONNEGATIVE,
+    UNIT,
+    Range,
+    require_choice,
+    require_finite_number,
+    require_int,
+)
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 GAE_METHODS = ("scan", "associative")
 GREEDY_SCHEDULES = ("linear", "cosine")  # see algo/greedy.py
 GREEDY_POLICY_LOSS = ("exclude", "keep")
-PG_WEIGHTS = ("gae", "future_return", "episode_return")  # see algo/weights.py
+PG_WEIGHTS = ("gae", "future_return", "episode_return")  # see algo/pg_weight.py
 # The longest evaluation episode: one scan step per environment step, so an environment
 # whose time limit is huge (max_steps_in_episode=10**9) still ends its evaluation. 100,000
 # is Craftax's own limit, the largest of any supported suite: no shipped default is cut.
 EVAL_STEPS_CAP = 100_000
 
 
-def _field(default, doc: str):
-    """A dataclass field whose documentation is kept for `--help` (metadata["doc"])."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
+def _field(default, doc: str, sweep: Range | None = None):
+    """A dataclass field whose documentation is kept for `--help` (metadata["doc"]); `sweep`:
+    the field is a plain number a sweep may batch, in this range (metadata["sweep"])."""
+    return dataclasses.field(default=default, metadata={"doc": doc, "sweep": sweep})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +89,12 @@ class Config:
     gamma: float = _field(
         0.99,
         "Discount factor, in [0, 1].",
+        sweep=UNIT,
     )
     gae_lambda: float = _field(
         0.97,
         "GAE lambda, in [0, 1]; 1 gives rewards-to-go minus the value baseline.",
+        sweep=UNIT,
     )
     normalize_advantages: bool = _field(
         True,
@@ -100,10 +112,12 @@ class Config:
     policy_lr: float = _field(
         1e-3,
         "Adam learning rate of the policy (one gradient step per update).",
+        sweep=NONNEGATIVE,
     )
     ent_coef: float = _field(
         0.0,
         "Entropy bonus coefficient: loss = -mean(log pi * A) - ent_coef * mean(entropy).",
+        sweep=NONNEGATIVE,
     )
 
     # --- greedy-action schedule (rollouts; off while both ends are 0) ---
@@ -111,10 +125,12 @@ class Config:
         0.0,
         "Probability, in [0, 1], that a rollout step takes the policy's mode instead of a sample, "
         "at the first update; greedy_start = greedy_end = 0 (the default) turns the schedule off.",
+        sweep=UNIT,
     )
     greedy_end: float = _field(
         0.0,
         "Greedy probability, in [0, 1], at the last update (see greedy_schedule).",
+        sweep=UNIT,
     )
     greedy_schedule: str = _field(
         "linear",
@@ -132,10 +148,12 @@ class Config:
     value_lr: float = _field(
         3e-3,
         "Adam learning rate of the value function.",
+        sweep=NONNEGATIVE,
     )
     value_iters: int = _field(
         10,
         "Gradient steps of MSE(V, returns) per update, on the whole batch.",
+        sweep=COUNT,
     )
 
     # --- optimisation (both networks) ---
@@ -304,7 +322,7 @@ class Config:
         for name in SWEEPABLE:
             check_hyperparameter(name, getattr(self, name))
         if self.max_grad_norm is not None:
-            _require_finite_number("max_grad_norm", self.max_grad_norm, low=0.0)
+            require_finite_number("max_grad_norm", self.max_grad_norm, low=0.0)
             if self.max_grad_norm <= 0:
                 raise ValueError(
                     f"max_grad_norm: must be > 0 or None (no clipping), got {self.max_grad_norm}."
@@ -330,7 +348,7 @@ class Config:
                 f"got {self.greedy_policy_loss!r}."
             )
         require_choice("activation", self.activation, ACTIVATIONS)
-        _require_finite_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
+        require_finite_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
         for name in (
             "normalize_advantages", "anneal_lr", "learn_log_std",
             "normalize_obs", "scale_rewards", "rescale_actions",
@@ -340,55 +358,17 @@ class Config:
         return self
 
 
-def require_int(name: str, value, low: int, high: int | None = None) -> int:
-    """`value` as a Python int; ValueError naming `name` unless it is an integer (Python
-    or numpy, not a bool) in [low, high]."""
-    upper = "" if high is None else f" and <= {high}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}: must be an integer >= {low}{upper}, got {value!r}.")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name}: must be an integer >= {low}{upper}, got {value}.")
-    return value
-
-
-def require_choice(name: str, value, allowed: tuple[str, ...]) -> None:
-    """ValueError naming `name` and the allowed values unless `value` is one of them."""
-    if value not in allowed:
-        raise ValueError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}.")
-
-
 def check_hyperparameter(name: str, value, label: str | None = None) -> None:
-    """ValueError unless `value` is in the allowed range of the SWEEPABLE field `name`.
+    """ValueError unless `value` is in the range the SWEEPABLE field `name` declares.
 
-    The one place those ranges live: Config.validate checks its fields with it, and
+    The one place those ranges are checked: Config.validate checks its fields with it, and
     `purejaxvpg.train` every element of a sweep's HyperParams (label "hparams.<name>").
     """
-    label = label or name
-    if name in ("gamma", "gae_lambda", "greedy_start", "greedy_end"):
-        _require_unit_interval(label, value)
-    elif name == "value_iters":
-        require_int(label, value, low=1)
-    elif name in ("policy_lr", "value_lr", "ent_coef"):
-        _require_finite_number(label, value, low=0.0)
-    else:
+    if name not in SWEEPABLE:
         raise KeyError(f"{name} is not one of SWEEPABLE: {', '.join(SWEEPABLE)}")
+    Config.__dataclass_fields__[name].metadata["sweep"].check(label or name, value)
 
 
-def _require_finite_number(name: str, value, low: float, high: float = math.inf) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not (low <= value <= high):
-        upper = "" if high == math.inf else f" and <= {high}"
-        raise ValueError(f"{name}: must be a finite number >= {low}{upper}, got {value!r}.")
-
-
-def _require_unit_interval(name: str, value) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not (0.0 <= value <= 1.0):
-        raise ValueError(f"{name}: must be in [0, 1], got {value!r}.")
-
-
-# Hyperparameters that are plain numbers and may be batched arrays: a sweep vmaps over
-# them like over seeds (see HyperParams in algo/program.py).
-SWEEPABLE = ("policy_lr", "value_lr", "gamma", "gae_lambda", "ent_coef", "value_iters",
-             "greedy_start", "greedy_end")
+# The hyperparameters that are plain numbers and may be batched arrays (a sweep vmaps over
+# them like over seeds; HyperParams in algo/program.py): the fields that declare `sweep=`.
+SWEEPABLE = tuple(f.name for f in dataclasses.fields(Config) if f.metadata["sweep"] is not None)

@@ -166,7 +166,7 @@ def test_observed_fraction_follows_the_schedule_within_a_binomial_interval(linea
 
 
 def test_excluded_greedy_steps_leave_the_policy_gradient_the_closed_form():
-    """Tabular softmax policy: with 0/1 weights, d loss / d logits[s] = -(1/|S|) sum over the
+    """Tabular softmax policy: with a 0/1 mask, d loss / d logits[s] = -(1/|S|) sum over the
     weighted steps at s of A_t (onehot(a_t) - softmax(logits[s])), written out in numpy."""
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 4)).astype(np.float32)
@@ -214,9 +214,9 @@ def test_the_policy_step_gets_the_sampled_steps_with_advantages_standardised_ove
     the advantages it is given and the share of steps of weight 1: 0, 1 and 1 - greedy_fraction."""
     real = losses.policy_step
 
-    def spy(*args, weights=None):
-        params, opt_state, stats = real(*args, weights=weights)
-        advantages, used = args[6], weights.astype(jnp.float32)
+    def spy(*args, mask=None):
+        params, opt_state, stats = real(*args, mask=mask)
+        advantages, used = args[6], mask.astype(jnp.float32)
         mean = jnp.sum(used * advantages) / jnp.sum(used)
         std = jnp.sqrt(jnp.sum(used * (advantages - mean) ** 2) / jnp.sum(used))
         return params, opt_state, stats.replace(loss=mean, entropy=std, approx_kl=used.mean())

@@ -170,7 +170,7 @@ def test_no_import_circle_in_the_source():
 # tools (the commands); config (which validates env ids against envs) sits between envs
 # and algo; report (numbers and plots from arrays) under host, which writes its plots.
 FLOORS = [
-    ("base", ("purejaxvpg.version", "purejaxvpg.paths", "purejaxvpg.presets")),
+    ("base", ("purejaxvpg.version", "purejaxvpg.paths", "purejaxvpg.presets", "purejaxvpg.checks")),
     ("envs", ("purejaxvpg.envs",)),
     ("config", ("purejaxvpg.config",)),
     ("algo", ("purejaxvpg.algo",)),

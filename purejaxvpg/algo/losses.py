@@ -29,36 +29,36 @@ class ValueStats:
     grad_norm: jax.Array  # global norm of the first value gradient (before clipping)
 
 
-def normalize(advantages: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """(A - mean A) / (std A + 1e-8) over the whole batch, or with 0/1 `weights` [N] over the
+def normalize(advantages: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """(A - mean A) / (std A + 1e-8) over the whole batch, or with 0/1 `mask` [N] over the
     steps the policy loss uses (mean and std of those only)."""
-    if weights is None:
+    if mask is None:
         return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    mean = masked_mean(advantages, weights)
-    std = jnp.sqrt(masked_mean(jnp.square(advantages - mean), weights))
+    mean = masked_mean(advantages, mask)
+    std = jnp.sqrt(masked_mean(jnp.square(advantages - mean), mask))
     return (advantages - mean) / (std + 1e-8)
 
 
-def masked_mean(x: jax.Array, weights: jax.Array) -> jax.Array:
-    """sum(w x) / max(sum(w), 1): the mean over the steps with weight 1 (0 if there are none)."""
-    weights = weights.astype(x.dtype)
-    return jnp.sum(weights * x) / jnp.maximum(jnp.sum(weights), 1.0)
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """sum(m x) / max(sum(m), 1): the mean over the steps whose mask is 1 (0 if there are none)."""
+    mask = mask.astype(x.dtype)
+    return jnp.sum(mask * x) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def policy_gradient_loss(dist, actions: jax.Array, advantages: jax.Array, ent_coef, weights=None):
+def policy_gradient_loss(dist, actions: jax.Array, advantages: jax.Array, ent_coef, mask=None):
     """L(theta) = -mean_t[ log pi_theta(a_t|s_t) * A_t ] - ent_coef * mean_t[ H(pi_theta(.|s_t)) ].
 
     Its gradient is minus the sample policy gradient g = mean_t[ grad log pi(a_t|s_t) A_t ]
-    (plus the entropy term). With 0/1 `weights` [N] the first mean runs over the steps of
-    weight 1 only (greedy steps excluded, see greedy.py); the entropy stays a mean over every
+    (plus the entropy term). With 0/1 `mask` [N] the first mean runs over the steps whose
+    mask is 1 only (greedy steps excluded, see greedy.py); the entropy stays a mean over every
     state. Returns (loss, (log_probs [N], mean entropy)).
     """
     log_probs = dist.log_prob(actions)
     entropy = dist.entropy().mean()
-    if weights is None:
+    if mask is None:
         loss = -jnp.mean(log_probs * advantages) - ent_coef * entropy
     else:
-        loss = -masked_mean(log_probs * advantages, weights) - ent_coef * entropy
+        loss = -masked_mean(log_probs * advantages, mask) - ent_coef * entropy
     return loss, (log_probs, entropy)
 
 
@@ -71,10 +71,10 @@ def policy_step(
     actions: jax.Array,
     advantages: jax.Array,
     ent_coef,
-    weights: jax.Array | None = None,
+    mask: jax.Array | None = None,
 ):
     """One gradient step on the policy.  obs [N, ...], actions [N, ...], advantages [N];
-    `weights` [N] 0/1: the steps the policy-gradient term uses (None: all); approx_kl is
+    `mask` [N] 0/1: the steps the policy-gradient term uses (None: all); approx_kl is
     then over those steps too (its estimator needs actions sampled from the old policy)."""
     # trace-time checks: one sample axis N, shared by all three
     names = "policy_step inputs 0-2: obs [N, ...], actions [N, ...], advantages [N] (float)"
@@ -83,7 +83,7 @@ def policy_step(
     chex.assert_type(advantages, float, custom_message=names)
 
     def loss_fn(p):
-        return policy_gradient_loss(apply_actor(p, obs), actions, advantages, ent_coef, weights)
+        return policy_gradient_loss(apply_actor(p, obs), actions, advantages, ent_coef, mask)
 
     (loss, (old_log_probs, entropy)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -92,7 +92,7 @@ def policy_step(
     # r = pi_new / pi_old,  KL ~ mean[(r - 1) - log r]  (>= 0 per sample).
     log_ratio = apply_actor(params, obs).log_prob(actions) - old_log_probs
     k3 = jnp.expm1(log_ratio) - log_ratio
-    approx_kl = jnp.mean(k3) if weights is None else masked_mean(k3, weights)
+    approx_kl = jnp.mean(k3) if mask is None else masked_mean(k3, mask)
     stats = PolicyStats(loss, entropy, approx_kl, optax.tree.norm(grads))
     return params, opt_state, stats
 

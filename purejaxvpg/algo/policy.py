@@ -21,7 +21,7 @@ from purejaxvpg import envs
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.program import Agent
 from purejaxvpg.algo.rollout import env_action
-from purejaxvpg.config import require_int
+from purejaxvpg.checks import require_int
 from purejaxvpg.envs.wrappers import rescale_to_box
 
 

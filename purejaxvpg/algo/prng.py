@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from purejaxvpg.config import require_int
+from purejaxvpg.checks import require_int
 
 # jax.random.key keeps the low 32 bits of a seed (key(2**32) == key(0)) and fails above 2**63.
 MAX_SEED = 2**32 - 1

@@ -1,7 +1,7 @@
 """The whole run as one pure function of a PRNG key: `make_train(config) -> train(key)`.
 
     train(key) = run(init(key), updates 0 .. num_updates - 1)
-    update:  rollout -> values -> GAE -> weights (pg_weight) -> policy step -> value steps -> metrics
+    update:  rollout -> values -> GAE -> psi (pg_weight) -> policy step -> value steps -> metrics
     every eval_every updates (optional): greedy and stochastic evaluation episodes
 
 `jax.jit(jax.vmap(train))(keys)` runs many seeds in one call. Nothing here touches the
@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 from purejaxvpg import envs
-from purejaxvpg.algo import envstack, gae, greedy, losses, prng, rollout, weights
+from purejaxvpg.algo import envstack, gae, greedy, losses, pg_weight, prng, rollout
 from purejaxvpg.algo.evaluate import make_evaluate
 from purejaxvpg.algo.metrics import EpisodeSummary, EvalMetrics, UpdateMetrics, summarize_episodes
 from purejaxvpg.algo.networks import Actor, Critic
@@ -40,31 +40,29 @@ class TrainState:
     updates_done: jax.Array  # int32 []
     eval_key: jax.Array  # evaluation's own stream: evaluating never changes training's
     # pg_weight 'episode_return' only: the discounted return so far of each environment's
-    # episode in progress (weights.EpisodeSoFar, [E] leaves); None (no leaves) otherwise
-    episode_so_far: weights.EpisodeSoFar | None = None
+    # episode in progress (pg_weight.EpisodeSoFar, [E] leaves); None (no leaves) otherwise
+    episode_so_far: pg_weight.EpisodeSoFar | None = None
 
 
-@struct.dataclass
-class HyperParams:
-    """The plain-number hyperparameters (config.SWEEPABLE) a sweep may batch.
+class _HyperParams:
+    """The plain-number hyperparameters a sweep may batch: one attribute per Config field
+    that declares `sweep=` (config.SWEEPABLE), keyword-only.
 
     Leaves are Python numbers (compiled in as constants: a normal run) or arrays with a
     leading [runs] axis vmapped like seeds (a sweep; see `purejaxvpg.train(..., hparams=)`).
+    The greedy schedule's ends (greedy.py) may be None (no leaf) or the number 0: off.
     """
-
-    policy_lr: object
-    value_lr: object
-    gamma: object
-    gae_lambda: object
-    ent_coef: object
-    value_iters: object
-    # the greedy schedule's ends (greedy.py); None (no leaf) or the number 0: off
-    greedy_start: object = None
-    greedy_end: object = None
 
     @classmethod
     def from_config(cls, config: Config) -> HyperParams:
         return cls(**{name: getattr(config, name) for name in SWEEPABLE})
+
+
+# Built from the declaration: a Config field marked `sweep=` is a leaf here at once.
+HyperParams = struct.dataclass(type("HyperParams", (_HyperParams,), {
+    "__annotations__": {name: object for name in SWEEPABLE}, "__module__": __name__,
+    "__doc__": _HyperParams.__doc__, "greedy_start": None, "greedy_end": None,
+}), kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # one Agent is one build: compared by identity
@@ -165,7 +163,7 @@ def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
         episodes=EpisodeSummary.zeros(),
         updates_done=jnp.zeros((), jnp.int32),
         eval_key=streams.evaluation,
-        episode_so_far=weights.EpisodeSoFar.zeros(agent.config.num_envs)
+        episode_so_far=pg_weight.EpisodeSoFar.zeros(agent.config.num_envs)
         if agent.config.pg_weight == "episode_return" else None,
     )
 
@@ -205,20 +203,20 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
         batch.reward, values, next_values, batch.terminated, batch.truncated,
         hp.gamma, hp.gae_lambda, method=c.gae_method, unroll=c.scan_unroll,
     )
-    # 3b. The weight of each grad log pi(a_t|s_t): A_t, R^f_t or R(tau) (Config.pg_weight).
-    advantages, episode_so_far = weights.policy_weights(
+    # 3b. Psi_t, the weight of each grad log pi(a_t|s_t): A_t, R^f_t or R(tau) (Config.pg_weight). [T, E]
+    psi, episode_so_far = pg_weight.psi(
         c.pg_weight, advantages, batch.reward, next_values, batch.terminated, batch.truncated,
         state.episode_so_far, hp.gamma, unroll=c.scan_unroll,
     )
-    advantages = flat(advantages)
-    if c.normalize_advantages:
-        advantages = losses.normalize(advantages, sampled)
+    psi = flat(psi)
+    if c.normalize_advantages:  # standardised over the batch (over the sampled steps with a mask)
+        psi = losses.normalize(psi, sampled)
 
-    # 4. One policy-gradient step: theta <- theta + lr * mean_t[grad log pi(a_t|s_t) A_t].
+    # 4. One policy-gradient step: theta <- theta + lr * mean_t[grad log pi(a_t|s_t) Psi_t].
     obs, actions = flat(batch.obs), flat(batch.action)
     actor_params, actor_opt_state, policy = losses.policy_step(
         agent.actor.apply, state.actor_params, state.actor_opt_state, actor_optimizer,
-        obs, actions, advantages, hp.ent_coef, **({} if sampled is None else {"weights": sampled}),
+        obs, actions, psi, hp.ent_coef, mask=sampled,
     )
 
     # 5. value_iters regression steps: phi <- phi - lr * grad mean_t[(V_phi(s_t) - R_t)^2].

@@ -24,7 +24,8 @@ from purejaxvpg.algo import prng, program
 from purejaxvpg.algo.metrics import EvalMetrics, UpdateMetrics
 from purejaxvpg.algo.policy import seed_policy
 from purejaxvpg.algo.program import Agent, HyperParams, TrainState
-from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter, require_int
+from purejaxvpg.checks import require_int
+from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter
 from purejaxvpg.host import chunks, memory, placement
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.policy import seed_policy
 from purejaxvpg.algo.program import Agent
-from purejaxvpg.config import Config, require_int
+from purejaxvpg.checks import require_int
+from purejaxvpg.config import Config
 from purejaxvpg.host import driver, placement, rundir
 from purejaxvpg.host.checkpoint import Checkpoints, check_identity, steps
 

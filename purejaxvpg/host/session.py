@@ -32,7 +32,8 @@ import numpy as np
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.algo.program import Agent
-from purejaxvpg.config import Config, require_int
+from purejaxvpg.checks import require_int
+from purejaxvpg.config import Config
 from purejaxvpg.host import distributed, driver, memory, placement, watchdog
 from purejaxvpg.host.checkpoint import Checkpoints, check_identity, identity
 from purejaxvpg.host.driver import TrainResult

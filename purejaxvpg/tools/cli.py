@@ -56,7 +56,7 @@ def _eval(args) -> int:
 
 def _sweep(args) -> int:
     from purejaxvpg.algo.prng import MAX_SEED
-    from purejaxvpg.config import require_int
+    from purejaxvpg.checks import require_int
     from purejaxvpg.paths import writable_folder
     from purejaxvpg.tools import sweep
 

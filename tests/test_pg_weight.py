@@ -20,7 +20,7 @@ from gymnax.environments import environment, spaces
 
 import purejaxvpg as pjv
 from purejaxvpg import envs
-from purejaxvpg.algo import gae, program, rollout, weights
+from purejaxvpg.algo import gae, pg_weight, program, rollout
 from purejaxvpg.host import rundir
 from purejaxvpg.tools import cli, flags
 
@@ -43,14 +43,14 @@ def test_hand_computed_weights_termination_truncation_and_rollout_end():
     rewards, next_values = col(1, 2, 3, 4, 5), col(10, 20, 30, 40, 50)
     terminated = col(0, 1, 0, 0, 0).astype(bool)
     truncated = col(0, 0, 0, 1, 0).astype(bool)
-    future = weights.future_return(rewards, next_values, terminated, truncated, 0.5)
+    future = pg_weight.future_return(rewards, next_values, terminated, truncated, 0.5)
     np.testing.assert_allclose(future[:, 0], [2, 2, 15, 24, 30])
-    so_far = weights.EpisodeSoFar(jnp.array([1.5]), jnp.array([0.25]))
-    episode, after = weights.episode_return(rewards, next_values, terminated, truncated, so_far, 0.5)
+    so_far = pg_weight.EpisodeSoFar(jnp.array([1.5]), jnp.array([0.25]))
+    episode, after = pg_weight.episode_return(rewards, next_values, terminated, truncated, so_far, 0.5)
     np.testing.assert_allclose(episode[:, 0], [2, 2, 15, 15, 30])
     np.testing.assert_allclose([after.discounted_return[0], after.discount[0]], [5.0, 0.5])
     # a truncation read as a termination would drop the bootstrap: R^f_3 = 4, not 24
-    as_death = weights.future_return(rewards, next_values, terminated | truncated, truncated & False, 0.5)
+    as_death = pg_weight.future_return(rewards, next_values, terminated | truncated, truncated & False, 0.5)
     assert float(as_death[3, 0]) == 4.0
 
 
@@ -97,7 +97,7 @@ class Stairs(environment.Environment):
         return spaces.Box(0.0, 1.0, (6,), jnp.float32)
 
 
-def reference(pg_weight, rewards, terminated, truncated, values, next_values, window: int):
+def reference(weighting, rewards, terminated, truncated, values, next_values, window: int):
     """Weights [K * T, E] from the definitions, over the whole history ([K * T, E]: K rollouts
     of `window` steps, one after the other; values / next_values those of each rollout's critic).
 
@@ -118,8 +118,8 @@ def reference(pg_weight, rewards, terminated, truncated, values, next_values, wi
             rollout_end = (g // window + 1) * window - 1
             m = next((j for j in range(g, rollout_end + 1) if done[j, e]), rollout_end)
             bootstrap = 0.0 if terminated[m, e] else next_values[m, e]
-            first = start if pg_weight == "episode_return" else g
-            if pg_weight == "gae":
+            first = start if weighting == "episode_return" else g
+            if weighting == "gae":
                 deltas = [rewards[j, e] + GAMMA * (1 - terminated[j, e]) * next_values[j, e] - values[j, e]
                           for j in range(g, m + 1)]
                 out[g, e] = sum((GAMMA * LAMBDA) ** i * d for i, d in enumerate(deltas))
@@ -188,21 +188,21 @@ def test_history_has_every_kind_of_episode_end(history):
 def test_trainer_weights_equal_the_closed_forms(history):
     """Step by step, in every rollout, including episodes cut by a rollout boundary (their
     past carried in the TrainState) and by the time limit."""
-    pg_weight, agent, seen, final = history
-    expected = reference(pg_weight, _stack(seen, "reward"), _stack(seen, "terminated"), _stack(seen, "truncated"),
+    weighting, agent, seen, final = history
+    expected = reference(weighting, _stack(seen, "reward"), _stack(seen, "terminated"), _stack(seen, "truncated"),
                          _stack(seen, "values"), _stack(seen, "next_values"), WINDOW)
     for k, s in enumerate(seen):
         b = s["batch"]
         advantages, _ = gae.gae(b.reward, jnp.asarray(s["values"]), jnp.asarray(s["next_values"]),
                                 b.terminated, b.truncated, GAMMA, LAMBDA)
-        used, _ = weights.policy_weights(pg_weight, advantages, b.reward, jnp.asarray(s["next_values"]),
-                                         b.terminated, b.truncated, s["so_far"], GAMMA)
+        used, _ = pg_weight.psi(weighting, advantages, b.reward, jnp.asarray(s["next_values"]),
+                                b.terminated, b.truncated, s["so_far"], GAMMA)
         window = expected[k * WINDOW : (k + 1) * WINDOW]
         np.testing.assert_allclose(used, window, rtol=1e-5, atol=1e-5, err_msg=f"rollout {k}")
         # the trainer's policy loss, -mean(log pi(a_t|s_t) w_t), holds these very weights
         np.testing.assert_allclose(s["policy_loss"], -np.mean(s["log_probs"] * window), rtol=1e-5,
                                    err_msg=f"rollout {k}")
-    if pg_weight == "episode_return":  # what is carried after the last rollout, from its definition
+    if weighting == "episode_return":  # what is carried after the last rollout, from its definition
         rewards, done = _stack(seen, "reward"), _stack(seen, "terminated") | _stack(seen, "truncated")
         for e in range(NUM_ENVS):
             start = max([g + 1 for g in range(len(done)) if done[g, e]], default=0)
@@ -224,11 +224,11 @@ class AlwaysOne(envs.TimeLimitTask):
         return action.astype(jnp.float32)
 
 
-@pytest.mark.parametrize("pg_weight", ["future_return", "episode_return"])
-def test_each_weighting_learns_a_known_answer_task(pg_weight):
+@pytest.mark.parametrize("weighting", ["future_return", "episode_return"])
+def test_each_weighting_learns_a_known_answer_task(weighting):
     """(GAE, the default, learns the known-answer tasks of test_known_envs.py and test_learning.py.)"""
     config = pjv.Config(env_id="AlwaysOne", num_envs=8, num_steps=8, total_steps=8 * 8 * 30, policy_lr=3e-2,
-                        hidden_sizes=(16,), gamma=0.9, pg_weight=pg_weight)
+                        hidden_sizes=(16,), gamma=0.9, pg_weight=weighting)
     params = dataclasses.replace(envs.TimeLimitTask().default_params, max_steps_in_episode=8)
     result = pjv.train(config, num_seeds=2, env=AlwaysOne(), env_params=params)
     assert (result.metrics["episode_return"][:, -1] > 7.5).all(), result.metrics["episode_return"][:, -1]

@@ -66,7 +66,7 @@ class EpisodeSoFar:
 def _check(rewards, next_values, terminated, truncated):
     # trace-time checks (no runtime cost): a [T, E] mix-up would otherwise broadcast silently
     inputs = [rewards, next_values, terminated, truncated]
-    names = "weights inputs: rewards, next_values (float), terminated, truncated (bool), each [T, E]"
+    names = "pg_weight inputs: rewards, next_values (float), terminated, truncated (bool), each [T, E]"
     chex.assert_rank(inputs, 2, custom_message=names)
     chex.assert_equal_shape(inputs, custom_message=names)
     chex.assert_type(inputs, [float, float, bool, bool], custom_message=names)
@@ -125,7 +125,7 @@ def episode_return(
     return past + discount * rewards_to_go, so_far
 
 
-def policy_weights(pg_weight: str, advantages, rewards, next_values, terminated, truncated,
+def psi(pg_weight: str, advantages, rewards, next_values, terminated, truncated,
                    so_far: EpisodeSoFar | None, gamma, unroll: int = 1):
     """(w_t [T, E], EpisodeSoFar or None) for Config.pg_weight; 'gae' returns `advantages` as
     they are (the default program is unchanged). `so_far` is None unless 'episode_return'."""
