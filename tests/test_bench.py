@@ -12,6 +12,7 @@ import pytest
 
 import purejaxvpg as pjv
 from purejaxvpg.tools import bench, cli, flops, hardware
+from purejaxvpg.tools.parser import build_parser
 
 ESTIMATE_FIELDS = ("flops_per_env_step", "compute_bound_env_steps_per_second", "fraction_of_compute_bound")
 
@@ -219,7 +220,7 @@ def test_bench_refuses_an_unknown_scenario_by_name(capsys, monkeypatch):
 
 def test_bench_preset_flag_is_a_hidden_alias_of_scenario(capsys):
     """Commands written before the rename (README, results JSON) still run."""
-    old = cli.build_parser().parse_args(["bench", "--preset", "wide", "--scenario", "defaults"])
+    old = build_parser().parse_args(["bench", "--preset", "wide", "--scenario", "defaults"])
     assert old.scenario == ["wide", "defaults"]
     with pytest.raises(SystemExit):
         cli.main(["bench", "--help"])

@@ -9,6 +9,7 @@ import pytest
 
 import purejaxvpg as pjv
 from purejaxvpg.tools import cli, flags
+from purejaxvpg.tools.parser import build_parser
 
 
 def test_every_config_field_is_a_documented_flag(capsys):
@@ -117,7 +118,7 @@ def test_eval_reports_greedy_and_stochastic(run_dir, capsys):
 def test_toml_config_with_flags_overriding_it(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('env_id = "Acrobot-v1"\nhidden_sizes = [32, 32]\npolicy_lr = 0.002\nmax_grad_norm = "none"\n')
-    args = cli.build_parser().parse_args(["train", "--config", str(path), "--policy-lr", "0.005"])
+    args = build_parser().parse_args(["train", "--config", str(path), "--policy-lr", "0.005"])
     config = flags.config_from_args(args)
     assert config == pjv.Config(env_id="Acrobot-v1", hidden_sizes=(32, 32), policy_lr=0.005, max_grad_norm=None)
 
@@ -130,7 +131,7 @@ def test_toml_unknown_key_is_a_clear_error(tmp_path, capsys):
 
 
 def test_preset_flag_starts_from_the_shipped_config():
-    args = cli.build_parser().parse_args(["train", "--preset", "--env-id", "Pendulum-v1", "--num-envs", "4"])
+    args = build_parser().parse_args(["train", "--preset", "--env-id", "Pendulum-v1", "--num-envs", "4"])
     config = flags.config_from_args(args)
     assert config == pjv.Config.preset("Pendulum-v1", num_envs=4)
     assert config.total_steps == pjv.Config.preset("Pendulum-v1").total_steps != pjv.Config().total_steps

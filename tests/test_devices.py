@@ -77,12 +77,13 @@ def main(out: Path) -> None:
     from purejaxvpg.algo.evaluate import make_evaluate
     from purejaxvpg.algo.prng import eval_keys, seed_keys
     from purejaxvpg.host import driver, placement, policy, session
-    from purejaxvpg.tools import cli, flags, sweep
+    from purejaxvpg.tools import flags, sweep
+    from purejaxvpg.tools.parser import build_parser
 
     assert len(jax.devices()) == 4, jax.devices()
     # half the compile time; the sharded programs and their references are compiled alike
     jax.config.update("jax_disable_most_optimizations", True)
-    config = flags.config_from_args(cli.build_parser().parse_args(["train", *FLAGS])).validate()
+    config = flags.config_from_args(build_parser().parse_args(["train", *FLAGS])).validate()
     facts = {}
 
     def save(case, sharded: dict, reference: dict):

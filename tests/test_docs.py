@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import purejaxvpg as pjv
+from purejaxvpg.tools.parser import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -129,9 +130,9 @@ def test_the_docs_hold_commands_of_every_kind():
 def test_every_documented_command_parses_and_validates(page, command, run):
     """The real parser; then the real checks that run before anything compiles: the Config,
     a sweep's grid, a bench scenario. A usage pattern's flags must exist on its command."""
-    from purejaxvpg.tools import bench, cli, flags, sweep
+    from purejaxvpg.tools import bench, flags, sweep
 
-    parser = cli.build_parser()
+    parser = build_parser()
     argv = _argv(command)
     if not run:
         sub = _subparsers(parser).get(argv[0]) if argv and argv[0][0].isalpha() else parser
@@ -164,9 +165,8 @@ def _documented() -> str:
 def test_every_command_and_flag_of_help_is_documented():
     """What `--help` lists is in the docs: each command as `purejaxvpg <command>`, each flag
     by name, a Config flag by its flag or its field (the configuration table)."""
-    from purejaxvpg.tools import cli
 
-    parser, docs = cli.build_parser(), _documented()
+    parser, docs = build_parser(), _documented()
     fields = {f.name for f in dataclasses.fields(pjv.Config)}
     missing = [] if "purejaxvpg --version" in docs else ["--version"]
     for name, sub in _subparsers(parser).items():
@@ -186,9 +186,8 @@ def test_every_command_and_flag_of_help_is_documented():
 def test_every_documented_flag_exists():
     """Each `--flag` the docs quote in code is a flag of some command (or of another program
     the docs quote, named in OTHER_PROGRAMS_FLAGS)."""
-    from purejaxvpg.tools import cli
 
-    parser = cli.build_parser()
+    parser = build_parser()
     known = set(_flags(parser)) | {f for sub in _subparsers(parser).values() for f in _flags(sub)}
     spans = [command for _, command, _ in command_lines()]
     spans += [span for page in PAGES for span in re.findall(r"`(--[^`\n]+)`", _text(page))]

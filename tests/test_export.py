@@ -12,7 +12,7 @@ import pytest
 from test_cli import TINY  # tests/ is on sys.path (pytest's default import mode)
 
 import purejaxvpg as pjv
-from purejaxvpg.host import rundir
+from purejaxvpg.host import rundir, runlock
 from purejaxvpg.report import stats
 from purejaxvpg.tools import cli
 
@@ -254,7 +254,7 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, monkeypatch, capsys, a
 
 def test_a_run_still_training_is_named(runs, tmp_path, capsys):
     path = _interrupted(runs)
-    lock = rundir.RunLock(path, create=False)  # as `purejaxvpg train` holds it
+    lock = runlock.RunLock(path, create=False)  # as `purejaxvpg train` holds it
     try:
         assert cli.main(["export", str(path), "--format", "csv"]) == 2
     finally:

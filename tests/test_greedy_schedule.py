@@ -20,6 +20,7 @@ from purejaxvpg.algo import greedy, losses, prng, program, rollout
 from purejaxvpg.algo.distributions import Categorical
 from purejaxvpg.host import rundir
 from purejaxvpg.tools import cli, flags, sweep
+from purejaxvpg.tools.parser import build_parser
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "greedy-off-golden.json").read_text())
 TINY = dict(GOLDEN["config"], hidden_sizes=tuple(GOLDEN["config"]["hidden_sizes"]))
@@ -250,7 +251,7 @@ def test_fields_are_validated_parsed_and_read_back(tmp_path):
         columns = {n: [getattr(pjv.Config(), n)] for n in pjv.config.SWEEPABLE}
         hp = program.HyperParams(**columns | {"greedy_end": [2.0]})
         pjv.train(pjv.Config(**TINY), keys=pjv.seed_keys(0, 1), hparams=hp)
-    args = cli.build_parser().parse_args(["train", "--greedy-start", "0.1", "--greedy-end", "0.5",
+    args = build_parser().parse_args(["train", "--greedy-start", "0.1", "--greedy-end", "0.5",
                                           "--greedy-schedule", "cosine", "--greedy-policy-loss", "keep"])
     config = flags.config_from_args(args)
     assert (config.greedy_start, config.greedy_end, config.greedy_schedule, config.greedy_policy_loss) == (

@@ -15,13 +15,14 @@ from conftest import forbid_compiling
 from test_cli import TINY
 
 import purejaxvpg as pjv
-from purejaxvpg.host import loggers, rundir, session
+from purejaxvpg.host import loggers, rundir, runlock, session
 from purejaxvpg.tools import cli, flags
+from purejaxvpg.tools.parser import build_parser
 
 # test_cli's run (2 seeds, 4 updates in blocks of 2, an evaluation every 2): in one pytest
 # process its program is compiled once for both files (driver.compile_blocks caches it)
 FLAGS = [*TINY, "--no-progress"]
-CONFIG = flags.config_from_args(cli.build_parser().parse_args(["train", *FLAGS]))
+CONFIG = flags.config_from_args(build_parser().parse_args(["train", *FLAGS]))
 OPTIONS = session.RunOptions(num_seeds=2, log_every=2, checkpoint_every=2, progress=False)
 INSTALLED = [n for n, (module, _) in loggers.OPTIONAL.items() if importlib.util.find_spec(module)]
 
@@ -329,7 +330,7 @@ def test_wandb_offline_run_holds_config_curves_iqm_and_the_run_directory(cli_run
     [artifact] = [r.artifact for r in records if r.HasField("artifact")]
     files = {c.path for c in artifact.manifest.contents}
     assert {"config.json", "metrics.csv", "metrics.npz", "learning_curve.png"} <= files
-    assert any(f.startswith("checkpoints/") for f in files) and rundir.LOCK_NAME not in files
+    assert any(f.startswith("checkpoints/") for f in files) and runlock.LOCK_NAME not in files
     [exit_record] = [r.exit for r in records if r.HasField("exit")]
     assert exit_record.exit_code == 0
 

@@ -25,6 +25,7 @@ from purejaxvpg import envs
 from purejaxvpg.envs import registry
 from purejaxvpg.host import rundir
 from purejaxvpg.tools import cli, flags
+from purejaxvpg.tools.parser import build_parser
 
 TESTS = Path(__file__).parent
 SMALL = ["--num-envs", "4", "--num-steps", "16", "--total-steps", "2560", "--policy-lr", "0.02",
@@ -184,7 +185,7 @@ def test_valid_time_limits_are_accepted():
 def test_env_params_table_in_toml_and_flags_merge(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('env_id = "CartPole-v1"\n[env_params]\nmax_steps_in_episode = 50\ngravity = 9.0\n')
-    args = cli.build_parser().parse_args(["train", "--config", str(toml), "--env-param", "gravity=12.5"])
+    args = build_parser().parse_args(["train", "--config", str(toml), "--env-param", "gravity=12.5"])
     config = flags.config_from_args(args).validate()
     assert dict(config.env_params) == {"max_steps_in_episode": 50, "gravity": 12.5}
     hash(config)  # frozen and hashable: the driver caches on it

@@ -17,7 +17,7 @@ import pytest
 from conftest import forbid_compiling
 
 import purejaxvpg as pjv
-from purejaxvpg.host import driver, rundir, session
+from purejaxvpg.host import driver, rundir, runlock, session
 from purejaxvpg.host.checkpoint import Checkpoints, steps
 from purejaxvpg.tools import cli
 
@@ -388,7 +388,7 @@ def test_a_run_directory_in_use_is_refused(tmp_path, capsys, monkeypatch):
     """Another process trains in tmp_path (it holds the lock; still compiling, so no
     config.json yet): a second train there, a --resume and an eval of it are refused."""
     forbid_compiling(monkeypatch)
-    lock = rundir.RunLock(tmp_path, create=False)
+    lock = runlock.RunLock(tmp_path, create=False)
     try:
         for argv in (["train", *FLAGS, "--out", str(tmp_path)],
                      ["train", "--resume", str(tmp_path), "--no-progress"], ["eval", str(tmp_path)]):
@@ -397,7 +397,7 @@ def test_a_run_directory_in_use_is_refused(tmp_path, capsys, monkeypatch):
         assert err.count(f"is in use by another purejaxvpg process (pid {os.getpid()})") == 3, err
     finally:
         lock.release()
-    rundir.RunLock(tmp_path, create=False).release()  # free again once released
+    runlock.RunLock(tmp_path, create=False).release()  # free again once released
 
 
 # --- --resume ----------------------------------------------------------------------------

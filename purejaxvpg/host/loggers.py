@@ -13,8 +13,7 @@ aggregates from then on, as everywhere else; `diverged_seeds` counts them.
 
 A logger that raises is switched off with one warning on stderr; training goes on
 (`Loggers`). Both libraries write in background threads or processes, so a block costs the
-loop the time to hand them a few numbers. (Over 300 lines: the protocol, its three loggers
-and their fan-out read best in one place.)
+loop the time to hand them a few numbers.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import numpy as np
 
 from purejaxvpg.algo.metrics import METRIC_NAMES
 from purejaxvpg.config import Config
-from purejaxvpg.host import rundir
+from purejaxvpg.host import rundir, runlock
 from purejaxvpg.report import stats
 
 # --log name -> (module it imports, pyproject extra that installs it)
@@ -243,7 +242,7 @@ class WandbLogger(Logger):
             if result is not None and self.failure is None:
                 name = re.sub(r"[^A-Za-z0-9_.-]", "-", self.run_dir.name)
                 artifact = wandb.Artifact(name=f"run-{name}", type="run-dir")
-                for path in sorted(set(self.run_dir.iterdir()) - {self.run_dir / rundir.LOCK_NAME}):
+                for path in sorted(set(self.run_dir.iterdir()) - {self.run_dir / runlock.LOCK_NAME}):
                     artifact.add_dir(str(path), name=path.name) if path.is_dir() else artifact.add_file(str(path))
                 self.run.log_artifact(artifact)
         finally:

@@ -15,21 +15,18 @@ RUN_DIR/metrics.npz          the same arrays [num_seeds, num_updates], plus eval
 RUN_DIR/learning_curve.png   IQM of the episodic return across seeds with a 95% bootstrap band
 RUN_DIR/checkpoints/         orbax checkpoints (see checkpoint.py)
 RUN_DIR/tensorboard/, wandb-run-id   with `--log tensorboard` / `--log wandb` (loggers.py)
-RUN_DIR/.purejaxvpg.lock     held (fcntl.flock) by the one process using the directory
+RUN_DIR/.purejaxvpg.lock     held (fcntl.flock) by the one process using the directory (runlock.py)
 
 Every file is written to a temporary name and renamed, so a killed process leaves either
 the old file or the new one, never half of one (metrics.csv while it grows may end in half
 a row: --resume drops it with the rows after the checkpoint). JSON holds no NaN or inf (not JSON): they
 are written as null (`write_json`).
-
-(Over 300 lines: every file of a run directory is named, written and checked here, in one place.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import fcntl
 import importlib.metadata
 import io
 import json
@@ -49,7 +46,6 @@ from purejaxvpg.version import __version__
 PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
 # what makes a directory a run: a fresh run refuses a directory holding any of these
 RUN_FILES = ("config.json", "checkpoints", "metrics.csv", "metrics.npz", "learning_curve.png", "eval.json")
-LOCK_NAME = ".purejaxvpg.lock"
 
 
 def environment() -> dict:
@@ -179,78 +175,6 @@ def check_new_run_dir(run_dir: Path, name: str = "out") -> None:
         raise ValueError(f"{name}: cannot write to {existing} (permission denied or read-only).")
 
 
-class RunLock:
-    """An exclusive lock (fcntl.flock) on RUN_DIR/.purejaxvpg.lock, held by one process
-    for a whole session: a second `train` on the same --out, or a `--resume` or `eval` of
-    a run still training, is refused. The kernel releases it when the process dies.
-
-    create: make RUN_DIR (and its parents) first; `created` lists the directories made and
-    `created_file` whether the lock file is new, so a refused or failed fresh run can leave
-    nothing of its own behind (`remove_created`)."""
-
-    def __init__(self, run_dir: Path, name: str = "out", create: bool = True):
-        self.run_dir, self.created, self.created_file, self.handle = Path(run_dir), [], False, None
-        try:
-            if create:
-                missing = [p for p in [self.run_dir.absolute(), *self.run_dir.absolute().parents]
-                           if not p.exists()]
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                self.created = missing  # deepest first
-                self.created_file = not (self.run_dir / LOCK_NAME).exists()
-            self.handle = open(self.run_dir / LOCK_NAME, "a+")
-        except OSError as error:
-            self.remove_created()
-            raise ValueError(f"{name}: cannot use {run_dir}: {error.strerror or error}.") from error
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "unknown"
-            self.handle.close()
-            self.handle = None
-            raise ValueError(
-                f"{name}: {run_dir} is in use by another purejaxvpg process (pid {holder}); "
-                "wait for it to finish or pick another directory."
-            ) from error
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"{os.getpid()}\n")
-        self.handle.flush()
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
-
-    def remove_created(self) -> None:
-        """Remove the lock file and the directories this lock created (a directory only if
-        nothing else is in it): a refused or failed fresh run must not block its own --out,
-        nor remove anything it did not make."""
-        self.release()
-        if self.created_file:
-            (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
-        if not self.created:
-            return
-        try:
-            (self.run_dir / "checkpoints").rmdir()  # an empty one, in a directory this run made
-        except OSError:
-            pass
-        for directory in self.created:
-            try:
-                directory.rmdir()  # only if empty
-            except OSError:
-                break
-
-
-class NoLock:
-    """What the other processes of a distributed run hold: process 0 holds the RunLock."""
-
-    def release(self) -> None: ...
-
-    def remove_created(self) -> None: ...
-
-
 def write_metrics(run_dir: Path, result, seed_start: int = 0) -> list[Path]:
     """metrics.npz, then metrics.csv of a run whose seeds are seed_start.. (each written
     whole or not at all; a failed write is an OSError naming the file, its temporary file
@@ -316,11 +240,3 @@ def write_plot(run_dir: Path, result) -> Path:
         title=f"{result.config.env_id}: VPG, {m['env_steps'].shape[0]} seeds",
         exclude=~result.finite_seeds,  # diverged seeds are left out (and counted)
     )
-
-
-def lock_existing(run_dir: Path, name: str):
-    """The lock of an existing run directory. Locked before config.json is read (a run
-    still compiling has none yet); a directory that never held a run is refused unlocked."""
-    if not (Path(run_dir) / LOCK_NAME).is_file():
-        read_config(run_dir)  # raises when it is no run directory, naming the problem
-    return RunLock(run_dir, name=name, create=False)

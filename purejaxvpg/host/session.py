@@ -11,16 +11,14 @@ Nothing is lost: checkpoints are on by default (about every tenth of the run), a
 (Ctrl-C) or SIGTERM (what a cluster sends before it kills a job) lets the running block
 finish, checkpoints it and raises `Interrupted`; a second signal stops at once.
 
-(Over 300 lines: the block loop, its signal handling and its checkpoints belong together.)
+The signal handling is watchdog.FinishTheBlock's, the progress bar progress.Progress's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +35,7 @@ from purejaxvpg.config import Config
 from purejaxvpg.host import distributed, driver, memory, placement, watchdog
 from purejaxvpg.host.checkpoint import Checkpoints, check_identity, identity
 from purejaxvpg.host.driver import TrainResult
+from purejaxvpg.host.progress import Progress
 from purejaxvpg.host.watchdog import Interrupted  # session.Interrupted: what run raises
 
 DEFAULT_REFRESHES = 50  # progress refreshes per run when log_every is not given
@@ -98,71 +97,6 @@ def check_resume(run_dir: Path, config: Config, options: RunOptions) -> None:
     two runs. Compiles nothing."""
     check_identity(run_dir, config, options.seed, options.seed_start, options.num_seeds, "resume",
                    "or train a new run with another --out")
-
-
-class _FinishTheBlock:
-    """While installed (main thread only): the first SIGINT/SIGTERM is noted and the
-    running block finishes, so it can be checkpointed; a second one stops at once.
-    A signal the process was told to ignore (a shell's background job ignores SIGINT)
-    stays ignored."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __enter__(self):
-        self.received, self.previous = None, {}
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
-                             if signal.getsignal(s) is not signal.SIG_IGN}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.received is not None:
-            return watchdog.interrupt(signum, frame)  # raises Interrupted where it can reach
-        self.received = signum
-        print(f"\npurejaxvpg: {signal.Signals(signum).name}: stopping after this block "
-              "(and checkpointing it); send it again to stop at once", file=sys.stderr)
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-class Progress:
-    """A rich progress bar on stderr: env steps per seed, steps/s over all seeds, ETA."""
-
-    def __init__(self, total_steps: int, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import (
-            Progress as RichProgress,
-        )
-
-        self.bar = RichProgress(
-            TextColumn("{task.percentage:>3.0f}%"), BarColumn(bar_width=20),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
-        self.task = self.bar.add_task("train", total=total_steps, rate="")
-        self.bar.start()
-
-    def advance(self, steps_done: int, steps_per_second: float) -> None:
-        if self.enabled:
-            self.bar.update(
-                self.task, completed=steps_done, rate=f"{steps_per_second:,.0f} env steps/s"
-            )
-
-    def close(self) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 def run(
@@ -237,7 +171,7 @@ def run(
     progress.advance(done * config.batch_size, 0.0)
     run_seconds, first_done, last_saved = 0.0, done, done
     try:
-        with _FinishTheBlock() as signals:
+        with watchdog.FinishTheBlock() as signals:
             # several processes stop after the same block: on the signal any of them got, all-gathered
             several, agreed = distributed.is_distributed(), None
 

@@ -188,3 +188,30 @@ def _stop(signum: int, waited: float) -> None:
     except (OSError, ValueError):
         pass
     os._exit(128 + signum)
+
+
+class FinishTheBlock:
+    """While installed (main thread only): the first SIGINT/SIGTERM is noted and the
+    running block finishes, so it can be checkpointed; a second one stops at once.
+    A signal the process was told to ignore (a shell's background job ignores SIGINT)
+    stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
+                             if signal.getsignal(s) is not signal.SIG_IGN}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            return interrupt(signum, frame)  # raises Interrupted where it can reach
+        self.received = signum
+        print(f"\npurejaxvpg: {signal.Signals(signum).name}: stopping after this block "
+              "(and checkpointing it); send it again to stop at once", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)

@@ -19,8 +19,6 @@ env steps than the updates, are rows of their own instead of columns empty on mo
 Diverged seeds (non-finite metrics, or listed in config.json's results) stay in the table
 with diverged=True; rliable's arrays cannot leave one run out of one task, so a run with
 diverged seeds is refused there rather than averaged in.
-
-(Over 300 lines: three formats and the checks that keep each one honest.)
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
-from purejaxvpg.host import rundir
+from purejaxvpg.host import rundir, runlock
 from purejaxvpg.paths import writable_folder
 
 FORMATS = ("rliable", "csv", "parquet")
@@ -136,7 +134,7 @@ def load_run(path, label: str | None = None) -> Run:
 
 def _unfinished(path: Path) -> str:
     """Why a run has no metrics.npz: a process still holds its lock, or it stopped early."""
-    lock = path / rundir.LOCK_NAME
+    lock = path / runlock.LOCK_NAME
     if lock.is_file():
         with open(lock) as handle:
             try:

@@ -31,7 +31,7 @@ import numpy as np
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.config import Config
-from purejaxvpg.host import driver, rundir
+from purejaxvpg.host import driver, rundir, runlock
 from purejaxvpg.host.checkpoint import Checkpoints, identity, steps
 from purejaxvpg.host.provenance import same_code
 from purejaxvpg.report import summary
@@ -153,10 +153,10 @@ def merge(run_dirs: list[Path], out: Path) -> Path:
         for path in run_dirs:
             if not path.is_dir():
                 raise ValueError(f"run_dir: {path} is not a directory.")
-            locks.append(rundir.lock_existing(path, "run_dir"))  # one still training is refused
+            locks.append(runlock.lock_existing(path, "run_dir"))  # one still training is refused
         parts = check_parts([read_part(path) for path in run_dirs])
         states = [_final_state(p) for p in parts]  # a damaged checkpoint: refused before writing
-        lock = rundir.RunLock(out)
+        lock = runlock.RunLock(out)
         try:
             rundir.check_new_run_dir(out)  # again under the lock: a run may have just ended there
         except BaseException:

@@ -32,7 +32,7 @@ def train(args) -> int:
     only once the program has compiled; a run that fails or is interrupted before its
     first checkpoint leaves nothing behind that would block the same command."""
     join_distributed(args)  # before anything uses a device (importing the environments does)
-    from purejaxvpg.host import distributed, loggers, rundir, session, watchdog
+    from purejaxvpg.host import distributed, loggers, rundir, runlock, session, watchdog
 
     if args.resume is not None:
         return resume(args)
@@ -54,7 +54,7 @@ def train(args) -> int:
     agent = session.check(config, options)  # the environment built, the memory estimate: before the directory exists
     distributed.barrier("checked")  # every process checked --out before process 0 creates it
     primary = distributed.is_primary()  # only process 0 writes the run directory
-    lock = rundir.RunLock(out) if primary else rundir.NoLock()
+    lock = runlock.RunLock(out) if primary else runlock.NoLock()
     # the names of RUN_WRITES that --out held before this run, read under the lock: the
     # user's own tensorboard/ or wandb-run-id (not a run: accepted) stay as they are
     kept: set[str] | None = None
@@ -92,7 +92,7 @@ def resume(args) -> int:
     """`--resume RUN_DIR`: the recorded config and options, only RESUME_MAY_CHANGE may
     differ; the resuming environment is appended to config.json's "resumes"."""
 
-    from purejaxvpg.host import distributed, loggers, rundir, session
+    from purejaxvpg.host import distributed, loggers, rundir, runlock, session
     from purejaxvpg.host.checkpoint import steps
 
     given = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(Config) if hasattr(args, f.name)]
@@ -108,7 +108,7 @@ def resume(args) -> int:
             "may change). To train something else, leave out --resume and give a new --out."
         )
     out, primary = args.resume, distributed.is_primary()  # only process 0 writes the run directory
-    lock = rundir.lock_existing(out, "resume") if primary else rundir.NoLock()  # first: a run still compiling
+    lock = runlock.lock_existing(out, "resume") if primary else runlock.NoLock()  # first: a run still compiling
     try:
         config, run = rundir.read_config(out)
         known = {f.name for f in dataclasses.fields(session.RunOptions)}
