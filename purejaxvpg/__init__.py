@@ -21,7 +21,7 @@ _LAZY = {
     "HyperParams": "purejaxvpg.algo.program", "TrainState": "purejaxvpg.algo.program",
     "make_train": "purejaxvpg.algo.program",
     "PRESETS": "purejaxvpg.presets", "Config": "purejaxvpg.config",
-    "TrainResult": "purejaxvpg.host.driver", "train": "purejaxvpg.host.driver",
+    "TrainResult": "purejaxvpg.host.driver", "train": "purejaxvpg.host.chunks",
     "load_policy": "purejaxvpg.host.policy",
 }
 _MODULES = {"distributed": "purejaxvpg.host.distributed"}  # pjv.distributed.initialize(...)
@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from purejaxvpg.algo.program import HyperParams, TrainState, make_train
     from purejaxvpg.config import Config
     from purejaxvpg.host import distributed
-    from purejaxvpg.host.driver import TrainResult, train
+    from purejaxvpg.host.chunks import train
+    from purejaxvpg.host.driver import TrainResult
     from purejaxvpg.host.policy import load_policy
     from purejaxvpg.presets import PRESETS
 

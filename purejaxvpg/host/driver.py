@@ -1,20 +1,17 @@
-"""The host driver: build the program once, check it fits in memory, compile it once,
-time it, and run it whole (in chunks of seeds) or in blocks of updates.
+"""The host driver: build the program once (`prepare`), compile it in blocks of updates
+(`compile_blocks`) and describe its outcome (`TrainResult`, built in one place: `result`).
 
-Every host path goes through here: `purejaxvpg.train` and sweeps (`train`), the CLI
-session with its progress bar and checkpoints (`compile_blocks`, session.py), and the
-throughput benchmark (`prepare`, `sharded_run`, `compile_timed`). `TrainResult` is built in one place
-(`result`).
+Every run goes through `compile_blocks`: the CLI session (session.py) and
+`purejaxvpg.train`, whose chunks of seeds are sessions without a run directory
+(chunks.py). The throughput benchmark times the whole run as one plain call
+(`sharded_run`, `whole_run`, `compile_timed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +22,8 @@ from purejaxvpg.algo.metrics import EvalMetrics, UpdateMetrics
 from purejaxvpg.algo.policy import seed_policy
 from purejaxvpg.algo.program import Agent, HyperParams, TrainState
 from purejaxvpg.checks import require_int
-from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter
-from purejaxvpg.host import chunks, memory, placement
+from purejaxvpg.config import Config
+from purejaxvpg.host import placement
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,33 +73,56 @@ def compile_timed(jitted, *args):
 
 
 @functools.lru_cache(maxsize=8)
-def compile_blocks(agent: Agent, num_seeds: int, block: int, mesh=None):
+def compile_blocks(agent: Agent, num_seeds: int, block: int, mesh=None, sweep: tuple | None = None):
     """(init, step) for num_seeds seeds (a multiple of the mesh size) in
     blocks of `block` updates, split over the mesh's seed axis (placement.mesh(): every
-    device). init(key_data) -> state; step(state, first_update) -> (state, UpdateMetrics
-    [block], EvalMetrics [block // eval_every]); the state is in key-data form
-    (prng.to_data; `abstract_state` is its typed structure). Cached, so resuming or
-    rerunning in one process (one Agent: `prepare` caches it) does not compile again."""
-    hp = HyperParams.from_config(agent.config)
+    device). init(key_data[, hparams]) -> state; step(state, first_update[, hparams]) ->
+    (state, UpdateMetrics [block], EvalMetrics [block // eval_every]); the state is in
+    key-data form (prng.to_data; `abstract_state` is its typed structure).
+    sweep: None, the config's hyperparameters compiled in; or each seed's are an input, a
+    HyperParams of [num_seeds] leaves whose (name, dtype) pairs `sweep` lists
+    (`sweep_signature`). Cached, so a resumed run, the next chunk of seeds or a rerun in
+    one process (one Agent: `prepare` caches it) does not compile again."""
+    const = HyperParams.from_config(agent.config)
     mesh = placement.mesh() if mesh is None else mesh
     typed = _state_shape(agent, num_seeds)
 
-    def init(key_data):
-        return prng.to_data(jax.vmap(lambda key: program.init(agent, hp, key))(jax.random.wrap_key_data(key_data)))
+    def init(key_data, *hparams):
+        keys = jax.random.wrap_key_data(key_data)
+        if sweep is not None:
+            return prng.to_data(jax.vmap(lambda key, hp: program.init(agent, hp, key))(keys, *hparams))
+        return prng.to_data(jax.vmap(lambda key: program.init(agent, const, key))(keys))
 
-    def step(state, first):
+    def step(state, first, *hparams):
         state = prng.from_data(state, typed)
-        state, metrics, evals = jax.vmap(lambda s: program.run(agent, hp, s, first, block))(state)
+        if sweep is not None:
+            out = jax.vmap(lambda s, hp: program.run(agent, hp, s, first, block))(state, *hparams)
+        else:
+            out = jax.vmap(lambda s: program.run(agent, const, s, first, block))(state)
+        state, metrics, evals = out
         return prng.to_data(state), metrics, evals
 
     key_data = placement.abstract(placement.host_keys(prng.seed_keys(0, num_seeds)), mesh)  # shapes only
-    init = jax.jit(placement.over_seeds(init, mesh))
+    hp = ()
+    if sweep is not None:  # shapes only
+        like = HyperParams(**{name: np.zeros((num_seeds,), dtype) for name, dtype in sweep})
+        hp = (placement.abstract(like, mesh),)
+    split = (placement.SPLIT,) * len(hp)
+    init = jax.jit(placement.over_seeds(init, mesh, in_specs=(placement.SPLIT, *split)))
     step = jax.jit(
-        placement.over_seeds(step, mesh, in_specs=(placement.SPLIT, placement.REPLICATED)),
+        placement.over_seeds(step, mesh, in_specs=(placement.SPLIT, placement.REPLICATED, *split)),
         donate_argnums=0 if jax.default_backend() != "cpu" else (),  # CPU cannot donate
     )
-    state = placement.abstract(jax.eval_shape(init, key_data), mesh)
-    return init.lower(key_data).compile(), step.lower(state, jnp.int32(0)).compile()
+    state = placement.abstract(jax.eval_shape(init, key_data, *hp), mesh)
+    return init.lower(key_data, *hp).compile(), step.lower(state, jnp.int32(0), *hp).compile()
+
+
+def sweep_signature(hparams) -> tuple | None:
+    """The hashable (name, dtype) pairs of a sweep's HyperParams leaves (compile_blocks'
+    `sweep`); None for no sweep."""
+    if hparams is None:
+        return None
+    return tuple((name, str(np.asarray(value).dtype)) for name, value in vars(hparams).items() if value is not None)
 
 
 def abstract_state(agent: Agent | Config, num_seeds: int):
@@ -218,176 +238,3 @@ def result(config: Config, final_state, metrics, evals, updates_done: int | None
         eval_metrics={k: np.asarray(v)[:, :num_evals] for k, v in evals.items()} if num_evals else {},
         **fields,
     )
-
-
-def train(
-    config: Config,
-    num_seeds: int | None = None,
-    seed: int = 0,
-    keys: jax.Array | None = None,
-    chunk_size: int | None = None,
-    results_dir: str | Path | None = None,
-    hparams: HyperParams | None = None,
-    env=None,
-    env_params=None,
-    devices=None,
-    seed_start: int = 0,
-    on_chunk: Callable[[int, int, float], None] | None = None,
-) -> TrainResult:
-    """Train `num_seeds` independent seeds in jitted, vmapped calls.
-
-    `keys` (shape [num_seeds]) overrides `seed` and `seed_start` (and `num_seeds`, which
-    must then be left out or equal their count; without keys it defaults to 1); seed i always gets
-    `seed_keys(seed, n)[i]`, and with `seed_start` K the run trains seeds K..K+num_seeds-1
-    (`seed_keys(seed, num_seeds, start=K)`: one range of a run split across jobs).
-    When the seeds would not fit in device memory (estimate, see memory.py), they run in
-    sequential chunks of `chunk_size` seeds (automatic unless given); a seed's result does
-    not depend on the chunk it ran in. With `results_dir`, every finished chunk is written
-    there at once, and a rerun of the same run loads finished chunks instead of training
-    them again; a directory of another run, of other code (chunks.py) or of other files is
-    refused before compiling. Compile time and run time are measured separately. Seeds
-    whose metrics or parameters become non-finite are flagged in `diverged_at`.
-
-    `hparams` (a sweep) gives each run its own numeric hyperparameters: a HyperParams
-    whose leaves are arrays of shape [num_seeds], aligned with the keys; the config's
-    values of those fields are then ignored.
-
-    `env`/`env_params`: train this environment object (any that honours the contract in
-    envs/__init__.py) instead of building config.env_id, which then only names the run.
-    Nothing is registered; for a run a new process can resume, use an import-path env_id.
-
-    `devices`: where the seeds run (placement.select: None or "all" for every device of the
-    run, N for the first N, or a list of jax.Device); the seed axis is split over them
-    (one-axis mesh), chunks are per device, and seed i's result does not depend on the
-    device count.
-
-    `on_chunk(seeds_done, num_seeds, seconds)`: after the compile (0, num_seeds, compile
-    seconds) and after every chunk, trained or loaded: where a caller shows progress.
-    """
-    _refuse_under_a_trace(keys)
-    if keys is None:
-        keys = prng.seed_keys(seed, 1 if num_seeds is None else num_seeds, start=seed_start)
-    else:
-        keys = prng.check_keys(keys)
-        seed_start = 0  # given keys name no range (result.seed_start)
-        if num_seeds is not None and num_seeds != keys.shape[0]:
-            raise ValueError(f"num_seeds: {num_seeds}, but keys holds {keys.shape[0]} keys (one per seed); "
-                             "give keys alone, or num_seeds (and seed) alone.")
-    num_seeds = int(keys.shape[0])
-    mesh = placement.mesh(devices)
-    if env is None:
-        agent = prepare(config)
-    else:  # not cached: the environment object is not part of the config
-        agent = Agent.build(config.validate(own_env=True), env=env, env_params=env_params)
-    checked = None if hparams is None else _checked_hparams(hparams, num_seeds, config)
-    inputs = (placement.host_keys(keys),) if checked is None else (placement.host_keys(keys), checked)
-    count = mesh.size
-    fit = memory.seeds_that_fit(agent)  # per device
-    if chunk_size is None:
-        per_device = min(math.ceil(num_seeds / count), fit)
-    else:
-        require_int("chunk_size", chunk_size, low=1)
-        per_device = math.ceil(min(chunk_size, num_seeds) / count)
-        if per_device > fit:
-            raise ValueError(
-                f"chunk_size: at most {fit * count} seeds fit in the memory of {count} device(s) "
-                f"({fit} per device, estimate), got {chunk_size}."
-            )
-    chunk_size = per_device * count  # seeds per call: the last chunk and the mesh padded
-    run = sharded_run(agent, mesh, sweep=checked is not None, impl=jax.random.key_impl(keys))
-
-    def take(first, last):
-        """Seeds first..last-1 of the inputs, padded to chunk_size seeds (same shape: no
-        second compile), laid out over the mesh."""
-        part = jax.tree.map(lambda x: np.asarray(x)[first:last], inputs)
-        return placement.shard(placement.pad(part, chunk_size), mesh)
-
-    store = None
-    if results_dir is not None:  # checked before compiling: a refused dir costs no compile
-        store = chunks.ChunkStore(results_dir, config, keys, checked)
-    first_inputs = take(0, min(chunk_size, num_seeds))
-    abstract = jax.eval_shape(run, *first_inputs)
-    compiled, compile_seconds = compile_timed(run, *first_inputs)
-    report = on_chunk or (lambda done, total, seconds: None)
-    report(0, num_seeds, compile_seconds)
-    parts, run_seconds, loaded, trained = [], 0.0, 0, 0
-    for first in range(0, num_seeds, chunk_size):
-        last = min(first + chunk_size, num_seeds)
-        saved = store.load(first, last, abstract) if store else None
-        if saved is not None:
-            parts.append(saved)
-            loaded += 1
-            report(last, num_seeds, 0.0)
-            continue
-        chunk_inputs = first_inputs if first == 0 else take(first, last)
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*chunk_inputs))
-        run_seconds += time.perf_counter() - start
-        trained += last - first
-        out = jax.tree.map(lambda x: x[: last - first], placement.gather(out))  # padding dropped
-        if store:
-            store.save(first, last, out)
-        parts.append(out)
-        report(last, num_seeds, time.perf_counter() - start)
-
-    final_state, metrics, evals = parts[0] if len(parts) == 1 else jax.tree.map(
-        lambda *xs: np.concatenate(xs), *parts
-    )
-    return result(
-        config, prng.from_data(final_state, _state_shape(agent)), metrics, evals,
-        num_seeds=num_seeds,
-        hparams=checked,
-        compile_seconds=compile_seconds,
-        run_seconds=run_seconds,
-        chunk_size=chunk_size,
-        chunks_loaded=loaded,
-        seeds_trained=trained,
-        devices=count,
-        env=env,
-        env_params=env_params,
-        seed_start=seed_start,
-        agent=agent,
-    )
-
-
-def _refuse_under_a_trace(keys) -> None:
-    """ValueError when `train` is called inside jax.jit / vmap / grad: it is a host function
-    (it compiles, times and runs the program), which a trace cannot hold."""
-    traced = isinstance(keys, jax.core.Tracer)
-    try:  # jax's private way to ask; a jax without it leaves the check to the keys
-        from jax._src import core as jax_core
-
-        traced = traced or not jax_core.trace_state_clean()
-    except (ImportError, AttributeError):
-        pass
-    if traced:
-        raise ValueError(
-            "train: purejaxvpg.train is a host function (it compiles, times and runs the program) and cannot "
-            "run inside jax.jit, vmap or grad; trace the pure function instead: "
-            "jax.jit(jax.vmap(purejaxvpg.make_train(config)))(keys)."
-        )
-
-
-def _checked_hparams(hparams, num_seeds: int, config: Config) -> HyperParams:
-    """A sweep's HyperParams with leaves as arrays [num_seeds], every element in its
-    Config field's range (config.check_hyperparameter); ValueError naming
-    `hparams.<field>` otherwise. Runs before anything compiles. A greedy-schedule end left
-    None takes the config's value, and stays None (no leaf: the schedule off) if that is 0."""
-    if not isinstance(hparams, HyperParams):
-        raise ValueError(f"hparams: must be a purejaxvpg.HyperParams, got {type(hparams).__name__}.")
-    leaves = {}
-    for name in SWEEPABLE:
-        label = f"hparams.{name}"
-        if getattr(hparams, name) is None and name in ("greedy_start", "greedy_end"):
-            value = getattr(config, name)
-            leaves[name] = None if value == 0 else jnp.full((num_seeds,), value, jnp.float32)
-            continue
-        leaf = np.asarray(getattr(hparams, name))
-        if leaf.shape != (num_seeds,):
-            raise ValueError(f"{label}: must have shape ({num_seeds},), got {leaf.shape}.")
-        if leaf.dtype.kind not in "biuf":
-            raise ValueError(f"{label}: must hold numbers, got dtype {leaf.dtype}.")
-        for value in np.unique(leaf):  # a sweep holds few distinct values
-            check_hyperparameter(name, value.item(), label)
-        leaves[name] = jnp.asarray(leaf)
-    return HyperParams(**leaves)

@@ -109,6 +109,10 @@ def run(
     on_result: Callable[[TrainResult], None] | None = None,
     on_block: Callable[[int, dict, dict], None] | None = None,
     agent: Agent | None = None,
+    keys: jax.Array | None = None,
+    hparams=None,
+    pad_to: int | None = None,
+    mesh=None,
 ) -> TrainResult:
     """Train `options.num_seeds` seeds in blocks; checkpoint into `run_dir/checkpoints`.
 
@@ -125,6 +129,10 @@ def run(
     name -> [num_seeds, evals] (empty without eval_every): where loggers write (loggers.py).
     agent: what `check(config, options)` returned (the caller checked before it wrote
     anything); None: checked here.
+    For `purejaxvpg.train` (chunks.py), which runs each chunk of seeds as a session
+    without a run directory: `keys` [num_seeds] instead of options' seed range; `hparams`,
+    a sweep's HyperParams with [num_seeds] leaves (checked); `pad_to` seeds (a last,
+    smaller chunk reuses the first one's compiled program); `mesh` instead of options.devices.
     Raises Interrupted on SIGINT / SIGTERM once the running block is checkpointed.
     """
     agent = check(config, options) if agent is None else agent
@@ -138,11 +146,15 @@ def run(
             )
     block = options.block(config)
     every = options.checkpoint_interval(config)
-    keys = prng.seed_keys(options.seed, options.num_seeds, start=options.seed_start)
-    mesh = placement.mesh(options.devices)
-    n, padded = options.num_seeds, placement.padded(options.num_seeds, mesh.size)
+    if keys is None:
+        keys = prng.seed_keys(options.seed, options.num_seeds, start=options.seed_start)
+    mesh = placement.mesh(options.devices) if mesh is None else mesh
+    n = options.num_seeds
+    padded = pad_to or placement.padded(n, mesh.size)
+    # a sweep's hyperparameters ride along every call, laid out like the seeds
+    hp = () if hparams is None else (placement.shard(placement.pad(hparams, padded), mesh),)
     start = time.perf_counter()
-    init, step = driver.compile_blocks(agent, padded, block, mesh)
+    init, step = driver.compile_blocks(agent, padded, block, mesh, sweep=driver.sweep_signature(hparams))
     compile_seconds = time.perf_counter() - start  # ~0 when this process compiled it before
     abstract = driver.abstract_state(agent, n)  # what a checkpoint holds: the n seeds, typed
 
@@ -161,7 +173,7 @@ def run(
         eval_parts.append({k: v for k, v in saved.items() if k in EVAL_METRIC_NAMES})
         state = placement.shard(placement.pad(prng.to_data(state), padded), mesh)
     else:
-        state = init(placement.shard(placement.pad(placement.host_keys(keys), padded), mesh))
+        state = init(placement.shard(placement.pad(placement.host_keys(keys), padded), mesh), *hp)
     if on_start is not None:
         on_start(done)
 
@@ -171,7 +183,7 @@ def run(
     progress.advance(done * config.batch_size, 0.0)
     run_seconds, first_done, last_saved = 0.0, done, done
     try:
-        with watchdog.FinishTheBlock() as signals:
+        with watchdog.FinishTheBlock(enabled=checkpoints is not None) as signals:
             # several processes stop after the same block: on the signal any of them got, all-gathered
             several, agreed = distributed.is_distributed(), None
 
@@ -180,7 +192,7 @@ def run(
 
             while done < stop and stopping() is None:
                 start = time.perf_counter()
-                state, metrics, evals = step(state, jnp.int32(done))
+                state, metrics, evals = step(state, jnp.int32(done), *hp)
                 valid = min(block, U - done)
                 metrics, evals = placement.gather((metrics.as_dict(), evals.as_dict()))  # waits
                 agreed = distributed.first_signal(signals.received) if several else None
@@ -226,6 +238,7 @@ def run(
         updates_trained=done - first_done,  # a resumed run trained only the rest
         devices=mesh.size,
         seed_start=options.seed_start,
+        hparams=hparams,
         agent=agent,
     )
     try:

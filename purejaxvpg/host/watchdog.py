@@ -194,13 +194,17 @@ class FinishTheBlock:
     """While installed (main thread only): the first SIGINT/SIGTERM is noted and the
     running block finishes, so it can be checkpointed; a second one stops at once.
     A signal the process was told to ignore (a shell's background job ignores SIGINT)
-    stays ignored."""
+    stays ignored. Not `enabled` (nothing to checkpoint: purejaxvpg.train): the
+    process's own handlers stay, and `received` stays None."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
     def __enter__(self):
         self.received, self.previous = None, {}
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
                              if signal.getsignal(s) is not signal.SIG_IGN}
         return self

@@ -20,7 +20,8 @@ from purejaxvpg.algo.prng import seed_keys
 from purejaxvpg.algo.program import HyperParams
 from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter
 from purejaxvpg.host import rundir
-from purejaxvpg.host.driver import TrainResult, train
+from purejaxvpg.host.chunks import train
+from purejaxvpg.host.driver import TrainResult
 from purejaxvpg.paths import not_under_a_file
 from purejaxvpg.report import stats
 
@@ -271,7 +272,7 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
     """Train every setting x seed in one jitted, vmapped call and summarise each setting.
     A run that diverges (non-finite metrics or parameters) is left out of its setting's
     statistics and counted in `diverged_at`. `devices`, `chunk_size`, `on_chunk`
-    (driver.train): the settings x seeds axis is split over those devices (None: every
+    (chunks.train): the settings x seeds axis is split over those devices (None: every
     device), in calls of chunk_size runs (None: as many as fit)."""
     G, S = len(settings), num_seeds
     base = HyperParams.from_config(config)
