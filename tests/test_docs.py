@@ -1,6 +1,7 @@
 """The README and docs/ say what the code does: every Python block runs, every
 `purejaxvpg ...` command parses and validates with the real parser, every flag and command of
-`--help` is documented and every documented flag exists, the tables are the definitions.
+`--help` is documented and every documented flag exists, the tables are the definitions;
+the site builds with `mkdocs build --strict`, which fails on a broken link.
 
 A renamed flag, a removed module or a changed default breaks a test here, not a user.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +231,30 @@ def test_docs_links_resolve():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", _text(page)):
             assert (page.parent / target).exists(), f"{page.name}: link to {target}"
+
+
+def _build_site(root: Path, site: Path) -> subprocess.CompletedProcess:
+    pytest.importorskip("mkdocs", reason="the site needs the [docs] extra: pip install -e '.[docs]'")
+    pytest.importorskip("material", reason="the site needs the [docs] extra (mkdocs-material)")
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                          cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+
+def test_the_site_builds_strict(tmp_path):
+    done = _build_site(ROOT, tmp_path / "site")
+    assert done.returncode == 0, done.stderr[-3000:]
+    configuration = (tmp_path / "site" / "configuration" / "index.html").read_text()
+    assert all(f"<code>{f.name}</code>" in configuration for f in dataclasses.fields(pjv.Config))
+    assert (tmp_path / "site" / "index.html").exists()  # the README, as the home page
+
+
+def test_a_broken_link_fails_the_site_build(tmp_path):
+    """What the strict build is for: a link to a page that is not there stops it."""
+    copy = tmp_path / "repository"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "site", "build", "*.egg-info",
+                                                              "__pycache__", ".pytest_cache"))
+    page = copy / "docs" / "cli.md"
+    page.write_text(_text(page).replace("(devices.md)", "(no-such-page.md)", 1))
+    done = _build_site(copy, tmp_path / "site")
+    assert done.returncode != 0 and "no-such-page.md" in done.stderr, done.stderr[-3000:]
