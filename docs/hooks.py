@@ -3,7 +3,9 @@
 The README is the home page; the repository files the pages link to (CHANGELOG.md, the
 benchmark tables and figures, ...) are put in the site at their repository paths, with the
 links rewritten, so a page reads the same on GitHub and on the site and a link that
-resolves in neither still fails `mkdocs build --strict`.
+resolves in neither still fails `mkdocs build --strict`. The reference markers
+(`<!-- generated: config -->`, `<!-- generated: cli -->`) become the references written
+from the code (docs/reference.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import posixpath
 import re
 from pathlib import Path
 
+import reference  # docs/reference.py: mkdocs puts a hook's folder on sys.path while loading it
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,4 +81,4 @@ def _rewrite(markdown: str, page_path: str) -> str:
 
 
 def on_page_markdown(markdown, page, config, files):
-    return _rewrite(markdown, page.file.src_uri)
+    return reference.render(_rewrite(markdown, page.file.src_uri))

@@ -1,7 +1,8 @@
 """The README and docs/ say what the code does: every Python block runs, every
-`purejaxvpg ...` command parses and validates with the real parser, every flag and command of
-`--help` is documented and every documented flag exists, the tables are the definitions;
-the site builds with `mkdocs build --strict`, which fails on a broken link.
+`purejaxvpg ...` command parses and validates with the real parser, every documented flag
+exists, the tables are the definitions; the references the site writes from the code
+(docs/reference.py) name every Config field, command and option, and the site builds
+with `mkdocs build --strict`, which fails on a broken link.
 
 A renamed flag, a removed module or a changed default breaks a test here, not a user.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 import re
 import shlex
@@ -160,32 +162,6 @@ def test_every_documented_command_parses_and_validates(page, command, run):
         bench.parse_seeds(args.num_seeds)
 
 
-def _documented() -> str:
-    return "\n".join(_text(page) for page in PAGES)
-
-
-def test_every_command_and_flag_of_help_is_documented():
-    """What `--help` lists is in the docs: each command as `purejaxvpg <command>`, each flag
-    by name, a Config flag by its flag or its field (the configuration table)."""
-    from purejaxvpg.tools import cli
-
-    parser, docs = cli.build_parser(), _documented()
-    fields = {f.name for f in dataclasses.fields(pjv.Config)}
-    missing = [] if "purejaxvpg --version" in docs else ["--version"]
-    for name, sub in _subparsers(parser).items():
-        if f"purejaxvpg {name}" not in docs:
-            missing.append(name)
-        for flag, action in _flags(sub).items():
-            if action.help == argparse.SUPPRESS or flag == "--help":
-                continue
-            field = flag[2:].replace("-", "_").removeprefix("no_")
-            documented = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", docs) or (
-                field in fields and f"`{field}`" in docs) or (flag == "--env-params" and "--env-param" in docs)
-            if not documented:
-                missing.append(f"{name} {flag}")
-    assert not missing, f"in --help, not in README.md or docs/: {missing}"
-
-
 def test_every_documented_flag_exists():
     """Each `--flag` the docs quote in code is a flag of some command (or of another program
     the docs quote, named in OTHER_PROGRAMS_FLAGS)."""
@@ -198,13 +174,6 @@ def test_every_documented_flag_exists():
     quoted = {flag for span in spans for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", span)}
     pytest_flags = {"--dist"}  # `-n 0`, `--dist loadfile`: pytest-xdist's, in the test command's notes
     assert not sorted(quoted - known - OTHER_PROGRAMS_FLAGS - pytest_flags)
-
-
-def test_defaults_table_matches_config():
-    text = _text(ROOT / "docs" / "configuration.md")
-    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", text, flags=re.M))
-    for field in dataclasses.fields(pjv.Config):
-        assert rows.get(field.name) == repr(field.default), field.name
 
 
 def test_ci_runs_the_readme_commands():
@@ -231,6 +200,56 @@ def test_docs_links_resolve():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", _text(page)):
             assert (page.parent / target).exists(), f"{page.name}: link to {target}"
+
+
+def _reference():
+    """docs/reference.py, the module the site's hook writes the references with."""
+    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "docs" / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_pages_hold_their_markers():
+    reference = _reference()
+    assert reference.MARKERS["config"] in _text(ROOT / "docs" / "configuration.md")
+    assert reference.MARKERS["cli"] in _text(ROOT / "docs" / "cli-reference.md")
+
+
+def test_the_config_reference_names_every_field_with_its_default_and_doc():
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \| `(.+?)` \| `(.*?)` \| (.*) \|$", _reference().config_reference(),
+                      flags=re.M)
+    fields = dataclasses.fields(pjv.Config)
+    assert [name for name, *_ in rows] == [f.name for f in fields]
+    for (name, flags, kind, default, meaning), field in zip(rows, fields):
+        assert f"`--{name.replace('_', '-')}`" in flags or name == "env_params", name
+        assert default == repr(field.default) and kind, name
+        assert meaning, name  # an empty doc would leave a field unexplained
+
+
+def test_the_cli_reference_names_every_command_and_option():
+    """Each subcommand has its section, and each option --help shows (its flags, or a
+    positional's metavar) has a row there, or for a Config flag, a place in the CONFIG
+    FLAGS list; `--version` is named too."""
+    from purejaxvpg.tools import cli
+
+    reference = _reference()
+    text = reference.render(reference.MARKERS["cli"])
+    sections = dict(re.findall(r"^## `purejaxvpg (\w+)`\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S))
+    parser = cli.build_parser()
+    assert list(sections) == list(_subparsers(parser))
+    assert "`purejaxvpg --version`" in text
+    missing = []
+    for name, sub in _subparsers(parser).items():
+        rows = re.findall(r"^\| `([^`]+)` \|", sections[name], flags=re.M)
+        listed = {option.split()[0] for row in rows for option in row.split(", ")}
+        listed |= set(re.findall(r"`(--[\w-]+)`", sections[name].partition("**CONFIG FLAGS**")[2]))
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue
+            names = action.option_strings or [action.metavar or action.dest]
+            missing += [f"{name} {option}" for option in names if option not in listed]
+    assert not missing, f"in --help, not in the CLI reference: {missing}"
 
 
 def _build_site(root: Path, site: Path) -> subprocess.CompletedProcess:
