@@ -1,6 +1,8 @@
 """The README and docs/ say what the code does: every Python block runs, every
-`purejaxvpg ...` command parses and validates with the real parser, every flag and command of
-`--help` is documented and every documented flag exists, the tables are the definitions.
+`purejaxvpg ...` command parses and validates with the real parser, every documented flag
+exists, the tables are the definitions; the references the site writes from the code
+(docs/reference.py) name every Config field, command and option, and the site builds
+with `mkdocs build --strict`, which fails on a broken link.
 
 A renamed flag, a removed module or a changed default breaks a test here, not a user.
 """
@@ -9,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,31 +163,6 @@ def test_every_documented_command_parses_and_validates(page, command, run):
         bench.parse_seeds(args.num_seeds)
 
 
-def _documented() -> str:
-    return "\n".join(_text(page) for page in PAGES)
-
-
-def test_every_command_and_flag_of_help_is_documented():
-    """What `--help` lists is in the docs: each command as `purejaxvpg <command>`, each flag
-    by name, a Config flag by its flag or its field (the configuration table)."""
-
-    parser, docs = build_parser(), _documented()
-    fields = {f.name for f in dataclasses.fields(pjv.Config)}
-    missing = [] if "purejaxvpg --version" in docs else ["--version"]
-    for name, sub in _subparsers(parser).items():
-        if f"purejaxvpg {name}" not in docs:
-            missing.append(name)
-        for flag, action in _flags(sub).items():
-            if action.help == argparse.SUPPRESS or flag == "--help":
-                continue
-            field = flag[2:].replace("-", "_").removeprefix("no_")
-            documented = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", docs) or (
-                field in fields and f"`{field}`" in docs) or (flag == "--env-params" and "--env-param" in docs)
-            if not documented:
-                missing.append(f"{name} {flag}")
-    assert not missing, f"in --help, not in README.md or docs/: {missing}"
-
-
 def test_every_documented_flag_exists():
     """Each `--flag` the docs quote in code is a flag of some command (or of another program
     the docs quote, named in OTHER_PROGRAMS_FLAGS)."""
@@ -194,13 +174,6 @@ def test_every_documented_flag_exists():
     quoted = {flag for span in spans for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", span)}
     pytest_flags = {"--dist"}  # `-n 0`, `--dist loadfile`: pytest-xdist's, in the test command's notes
     assert not sorted(quoted - known - OTHER_PROGRAMS_FLAGS - pytest_flags)
-
-
-def test_defaults_table_matches_config():
-    text = _text(ROOT / "docs" / "configuration.md")
-    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", text, flags=re.M))
-    for field in dataclasses.fields(pjv.Config):
-        assert rows.get(field.name) == repr(field.default), field.name
 
 
 def test_ci_runs_the_readme_commands():
@@ -227,3 +200,79 @@ def test_docs_links_resolve():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", _text(page)):
             assert (page.parent / target).exists(), f"{page.name}: link to {target}"
+
+
+def _reference():
+    """docs/reference.py, the module the site's hook writes the references with."""
+    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "docs" / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_pages_hold_their_markers():
+    reference = _reference()
+    assert reference.MARKERS["config"] in _text(ROOT / "docs" / "configuration.md")
+    assert reference.MARKERS["cli"] in _text(ROOT / "docs" / "cli-reference.md")
+
+
+def test_the_config_reference_names_every_field_with_its_default_and_doc():
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \| `(.+?)` \| `(.*?)` \| (.*) \|$", _reference().config_reference(),
+                      flags=re.M)
+    fields = dataclasses.fields(pjv.Config)
+    assert [name for name, *_ in rows] == [f.name for f in fields]
+    for (name, flags, kind, default, meaning), field in zip(rows, fields):
+        assert f"`--{name.replace('_', '-')}`" in flags or name == "env_params", name
+        assert default == repr(field.default) and kind, name
+        assert meaning, name  # an empty doc would leave a field unexplained
+
+
+def test_the_cli_reference_names_every_command_and_option():
+    """Each subcommand has its section, and each option --help shows (its flags, or a
+    positional's metavar) has a row there, or for a Config flag, a place in the CONFIG
+    FLAGS list; `--version` is named too."""
+
+    reference = _reference()
+    text = reference.render(reference.MARKERS["cli"])
+    sections = dict(re.findall(r"^## `purejaxvpg (\w+)`\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S))
+    parser = build_parser()
+    assert list(sections) == list(_subparsers(parser))
+    assert "`purejaxvpg --version`" in text
+    missing = []
+    for name, sub in _subparsers(parser).items():
+        rows = re.findall(r"^\| `([^`]+)` \|", sections[name], flags=re.M)
+        listed = {option.split()[0] for row in rows for option in row.split(", ")}
+        listed |= set(re.findall(r"`(--[\w-]+)`", sections[name].partition("**CONFIG FLAGS**")[2]))
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue
+            names = action.option_strings or [action.metavar or action.dest]
+            missing += [f"{name} {option}" for option in names if option not in listed]
+    assert not missing, f"in --help, not in the CLI reference: {missing}"
+
+
+def _build_site(root: Path, site: Path) -> subprocess.CompletedProcess:
+    pytest.importorskip("mkdocs", reason="the site needs the [docs] extra: pip install -e '.[docs]'")
+    pytest.importorskip("material", reason="the site needs the [docs] extra (mkdocs-material)")
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                          cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+
+def test_the_site_builds_strict(tmp_path):
+    done = _build_site(ROOT, tmp_path / "site")
+    assert done.returncode == 0, done.stderr[-3000:]
+    configuration = (tmp_path / "site" / "configuration" / "index.html").read_text()
+    assert all(f"<code>{f.name}</code>" in configuration for f in dataclasses.fields(pjv.Config))
+    assert (tmp_path / "site" / "index.html").exists()  # the README, as the home page
+
+
+def test_a_broken_link_fails_the_site_build(tmp_path):
+    """What the strict build is for: a link to a page that is not there stops it."""
+    copy = tmp_path / "repository"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "site", "build", "*.egg-info",
+                                                              "__pycache__", ".pytest_cache"))
+    page = copy / "docs" / "cli.md"
+    page.write_text(_text(page).replace("(devices.md)", "(no-such-page.md)", 1))
+    done = _build_site(copy, tmp_path / "site")
+    assert done.returncode != 0 and "no-such-page.md" in done.stderr, done.stderr[-3000:]
