@@ -15,8 +15,8 @@ import sys
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
+from purejaxvpg.envs import spaces
 from purejaxvpg.envs.autoreset import end_flags, raw_key, select
 
 PREFIX = "brax/"  # the names are listed in envs.suites

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import spaces
 
-from purejaxvpg.envs.spaces import action_spec
+from purejaxvpg.envs.spaces import action_spec, is_box, is_discrete
 
 _LEGACY_HINT = (
     "it looks like a legacy gymnax < 1.0 step returning (obs, state, reward, done, info), with the time "
@@ -122,15 +121,15 @@ def _check_time_limit(name, params) -> None:
 def _check_action_space(env, params) -> None:
     name = getattr(env, "name", type(env).__name__)
     space = env.action_space(params)
-    if not isinstance(space, (spaces.Discrete, spaces.Box)):
+    if not (is_discrete(space) or is_box(space)):
         raise ValueError(
             f"env: {name}'s action space is {type(space).__name__}; purejaxvpg supports "
-            "gymnax.environments.spaces.Discrete (categorical policy) and spaces.Box (diagonal "
-            "Gaussian). Flatten or re-encode the actions into one of them."
+            "a Discrete (categorical policy) and a Box (diagonal Gaussian): purejaxvpg.envs.spaces' "
+            "or gymnax's. Flatten or re-encode the actions into one of them."
         )
-    if isinstance(space, spaces.Discrete) and int(space.n) < 1:
+    if is_discrete(space) and int(space.n) < 1:
         raise ValueError(f"env: {name}'s action space is Discrete({int(space.n)}); it needs at least one action.")
-    if isinstance(space, spaces.Box):
+    if is_box(space):
         shape = tuple(int(d) for d in space.shape)
         if shape == () or 0 in shape:
             raise ValueError(

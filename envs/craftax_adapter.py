@@ -17,8 +17,8 @@ import os
 
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
+from purejaxvpg.envs import spaces
 from purejaxvpg.envs.autoreset import raw_key
 from purejaxvpg.envs.legacy import LegacyStep
 
@@ -38,7 +38,7 @@ class CraftaxParams:
 
 
 class CraftaxRaw:
-    """One Craftax environment's raw transition, speaking CraftaxParams, typed keys and gymnax spaces."""
+    """One Craftax environment's raw transition, speaking CraftaxParams, typed keys and purejaxvpg.envs.spaces."""
 
     def __init__(self, name: str):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame is only used by craftax's play tools

@@ -30,8 +30,8 @@ import inspect
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
+from purejaxvpg.envs import spaces
 from purejaxvpg.envs.autoreset import flatten_observation, raw_key, select, timestep_flags
 
 PREFIX = "jumanji/"  # the names are listed in envs.suites

@@ -1,8 +1,12 @@
 """Known-answer environments: tasks whose optimum (or value function) is known exactly.
 
 They exist to verify learning algorithms, not to benchmark them. Each follows the
-gymnax >= 1.0 contract by subclassing gymnax's Environment (auto-reset,
+gymnax >= 1.0 contract by subclassing envs.base.Environment (auto-reset,
 info["final_observation"], separate terminated / truncated flags).
+
+Field order of the states and parameters (time, then the rest; max_steps_in_episode first)
+is that of the gymnax base classes they once extended: it is the order of their pytree
+leaves, which saved checkpoints hold.
 """
 
 from __future__ import annotations
@@ -10,19 +14,21 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import environment, spaces
+
+from purejaxvpg.envs import spaces
+from purejaxvpg.envs.base import Environment
 
 
 @struct.dataclass
-class StepState(environment.EnvState):
+class StepState:
     """Position in an episode: `position` for the chain, the context of the contextual
-    bandit, unused (0) for the constant-observation tasks."""
+    bandit, unused (0) for the constant-observation tasks; `time`: steps taken in it."""
 
-    position: jax.Array
     time: int
+    position: jax.Array
 
 
-class ConstantObservationTask(environment.Environment):
+class ConstantObservationTask(Environment):
     """A task whose every observation is the constant [1.0]: nothing to see, only actions
     (or a value) to learn.
 
@@ -48,10 +54,10 @@ class ConstantObservationTask(environment.Environment):
 
 
 @struct.dataclass
-class BanditParams(environment.EnvParams):
+class BanditParams:
+    max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
     arm_means: jax.Array = struct.field(default_factory=lambda: jnp.array([0.2, 0.5, 0.9, 0.4]))
     noise_std: float = 0.1
-    max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
 
 
 class MultiArmedBandit(ConstantObservationTask):
@@ -80,9 +86,9 @@ class MultiArmedBandit(ConstantObservationTask):
 
 
 @struct.dataclass
-class TargetParams(environment.EnvParams):
-    target: float = 0.7
+class TargetParams:
     max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
+    target: float = 0.7
 
 
 class ContinuousTarget(ConstantObservationTask):
@@ -110,11 +116,11 @@ class ContinuousTarget(ConstantObservationTask):
 
 
 @struct.dataclass
-class ChainParams(environment.EnvParams):
+class ChainParams:
     max_steps_in_episode: int = 100
 
 
-class Chain(environment.Environment):
+class Chain(Environment):
     """A chain of `length` states; every step moves one state right and pays 1.
 
     The action (Discrete(2)) does not matter, so every policy has the same values:
@@ -167,7 +173,7 @@ class Chain(environment.Environment):
 
 
 @struct.dataclass
-class TimeLimitParams(environment.EnvParams):
+class TimeLimitParams:
     max_steps_in_episode: int = 16
 
 
@@ -200,12 +206,12 @@ class TimeLimitTask(ConstantObservationTask):
 
 
 @struct.dataclass
-class ContextualBanditParams(environment.EnvParams):
-    offset: float = 100.0
+class ContextualBanditParams:
     max_steps_in_episode: int = 100  # never reached: every episode terminates after one step
+    offset: float = 100.0
 
 
-class ContextualBandit(environment.Environment):
+class ContextualBandit(Environment):
     """One step per episode: a context c in {0, 1} is drawn at reset and shown as the
     observation [offset - 1] (c = 0) or [offset + 1] (c = 1); action c pays 1, the other 0.
 

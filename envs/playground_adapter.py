@@ -23,8 +23,8 @@ import warnings
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
+from purejaxvpg.envs import spaces
 from purejaxvpg.envs.autoreset import end_flags, flatten_observation, raw_key, select
 from purejaxvpg.envs.brax_adapter import _WARP_NOISE, _strong
 

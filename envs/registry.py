@@ -4,6 +4,10 @@ Ids are built in (gymnax, envs.known, "<suite>/<name>" of envs.suites), register
 `register(env_id, factory)`, or import paths "package.module:factory" that a fresh
 process (`--resume`, `eval`, `sweep`) can import again. A factory returns an environment
 or an (env, params) pair. Environments that are not built in pass `check_env` first.
+
+gymnax (which imports seaborn, scipy and pandas: seconds) is imported only when an id is
+looked up among gymnax's: building one of its ids, listing every id (`registered`), or an id
+found nowhere else; an import path, a known environment or a suite id never imports it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 
-import gymnax
 import numpy as np
 
 from purejaxvpg.envs import suites
@@ -24,8 +27,27 @@ from purejaxvpg.envs.known import KNOWN_ENVS
 _USER: dict[str, Callable] = {}  # register(): id -> factory
 
 
+def _gymnax_ids() -> list[str]:
+    """gymnax's registered ids (imports gymnax)."""
+    import gymnax
+
+    return gymnax.registered_envs
+
+
 def _built_in() -> list[str]:
-    return [*gymnax.registered_envs, *KNOWN_ENVS, *suites.available_ids()]
+    return [*_gymnax_ids(), *KNOWN_ENVS, *suites.available_ids()]
+
+
+def is_registered(env_id) -> bool:
+    """True for an id `make` accepts by name (as `env_id in registered()`); gymnax is imported
+    only for an id that is no user's, known or suite id."""
+    if not isinstance(env_id, str):
+        return False
+    if env_id in _USER or env_id in KNOWN_ENVS:
+        return True
+    if suites.suite_of(env_id) is not None:
+        return env_id in suites.available_ids()
+    return env_id in _gymnax_ids()
 
 
 def registered() -> list[str]:
@@ -47,7 +69,7 @@ def register(env_id: str, factory: Callable, overwrite: bool = False) -> None:
                          f"registration), got {env_id!r}.")
     if not callable(factory):
         raise ValueError(f"factory: must be callable (returning env or (env, params)), got {factory!r}.")
-    if not overwrite and (env_id in _USER or env_id in _built_in()):
+    if not overwrite and is_registered(env_id):
         raise ValueError(f"env_id: {env_id!r} is already registered; pass overwrite=True to replace it.")
     _USER[env_id] = factory
 
@@ -196,7 +218,9 @@ def build(env_id: str, overrides: dict | None = None, label: str = "env_params")
     elif env_id in KNOWN_ENVS:
         env = KNOWN_ENVS[env_id]()
         params = env.default_params
-    elif env_id in gymnax.registered_envs:
+    elif env_id in _gymnax_ids():
+        import gymnax
+
         env, params = gymnax.make(env_id)
     else:
         raise ValueError(unknown_env_message(env_id))

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import spaces
+
+from purejaxvpg.envs import spaces
 
 
 class Wrapper:
@@ -113,7 +114,7 @@ class RescaleAction(Wrapper):
 
     def action_space(self, params=None):
         inner = self.env.action_space(params)
-        if not isinstance(inner, spaces.Box):
+        if not spaces.is_box(inner):
             raise ValueError(f"RescaleAction: {self.env.name} has a {type(inner).__name__} action space, not a Box.")
         return spaces.Box(-1.0, 1.0, inner.shape, jnp.float32)
 

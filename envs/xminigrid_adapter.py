@@ -24,8 +24,8 @@ import numbers
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
+from purejaxvpg.envs import spaces
 from purejaxvpg.envs.autoreset import select, timestep_flags
 
 PREFIX = "xminigrid/"  # the names are listed in envs.suites

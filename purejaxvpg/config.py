@@ -278,15 +278,13 @@ class Config:
 
         Runs before anything is compiled, so a bad value costs milliseconds, not a compile.
         """
-        from purejaxvpg.envs.registry import build, is_import_path, registered, unknown_env_message
+        from purejaxvpg.envs.registry import build, is_import_path, is_registered, unknown_env_message
         from purejaxvpg.envs.suites import suite_of
 
         if own_env:  # pjv.train(config, env=...): env_id only names the run
             if not isinstance(self.env_id, str) or not self.env_id:
                 raise ValueError(f"env_id: must name the run (a non-empty string), got {self.env_id!r}.")
-        elif not is_import_path(self.env_id) and suite_of(self.env_id) is None and (
-            not isinstance(self.env_id, str) or self.env_id not in registered()
-        ):
+        elif not is_import_path(self.env_id) and suite_of(self.env_id) is None and not is_registered(self.env_id):
             raise ValueError(unknown_env_message(str(self.env_id)))
         pairs = self.env_params
         if not isinstance(pairs, tuple) or not all(
@@ -295,7 +293,7 @@ class Config:
             raise ValueError(f"env_params: must be a tuple of (name, value) pairs, got {pairs!r}.")
         if len({name for name, _ in pairs}) != len(pairs):
             raise ValueError(f"env_params: a name is given twice in {pairs!r}.")
-        unlisted = suite_of(self.env_id) is not None and self.env_id not in registered()
+        unlisted = suite_of(self.env_id) is not None and not is_registered(self.env_id)
         if not own_env and (pairs or is_import_path(self.env_id) or unlisted):
             # cheap (no compile): names, types, the factory; a suite's missing extra or refusal
             build(self.env_id, dict(pairs))
