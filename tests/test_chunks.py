@@ -18,6 +18,19 @@ def test_chunked_run_equals_unchunked(tiny_config, tiny_result):
     assert chunked.final_state.runner.key.shape == (8,)
 
 
+def test_progress_fn_sees_every_block_of_every_chunk_and_changes_no_number(tiny_config, tiny_result):
+    """6 updates in blocks of 2, seeds in chunks of 3 + 3 + 2: the callback gets each
+    block's env steps per seed and its metrics [chunk seeds, 2], in order; the run's numbers
+    are those of the one-call run, bit for bit."""
+    calls = []
+    result = pjv.train(tiny_config, num_seeds=8, seed=0, chunk_size=3, log_every=2,
+                       progress_fn=lambda steps, metrics: calls.append((steps, metrics["episode_return"].shape)))
+    batch = tiny_config.batch_size
+    assert calls == [(u * batch, (seeds, 2)) for seeds in (3, 3, 2) for u in (2, 4, 6)]
+    chex.assert_trees_all_equal(result.metrics, tiny_result.metrics)
+    chex.assert_trees_all_equal(result.params, tiny_result.params)
+
+
 def test_finished_chunks_are_written_and_reused(tiny_config, tmp_path):
     first = pjv.train(tiny_config, num_seeds=6, chunk_size=2, results_dir=tmp_path)
     files = sorted(p.name for p in tmp_path.glob("chunk-*.npz"))
