@@ -105,10 +105,10 @@ def spied_run():
     real = updates.policy_step
     calls = []
 
-    def spy(apply_actor, params, opt_state, optimizer, obs, actions, advantages, ent_coef):
+    def spy(apply_actor, params, opt_state, optimizer, obs, actions, advantages, ent_coef, mask=None):
         calls.append(advantages.shape)
         params, opt_state, stats = real(apply_actor, params, opt_state, optimizer, obs,
-                                        actions, advantages, ent_coef)
+                                        actions, advantages, ent_coef, mask=mask)
         stats = stats.replace(loss=advantages.mean(), entropy=advantages.std())
         return params, opt_state, stats
 

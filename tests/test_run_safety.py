@@ -235,7 +235,7 @@ def test_ctrl_c_finishes_and_checkpoints_the_running_block(tmp_path, capsys, mon
 @pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_before_the_first_checkpoint_says_so_and_keeps_nothing(signum, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(driver, "compile_blocks", lambda *a: signal.raise_signal(signum))
+    monkeypatch.setattr(driver, "compile_blocks", lambda *a, **k: signal.raise_signal(signum))
     out = tmp_path / "run"
     assert cli.main(["train", *FLAGS, "--out", str(out)]) == 128 + signum
     assert "nothing to resume" in capsys.readouterr().err
@@ -261,7 +261,7 @@ def test_a_run_ended_before_its_first_checkpoint_removes_only_what_it_created(ho
     argv = ["train", *FLAGS, "--checkpoint-every", "0", "--out", str(out)]
     with monkeypatch.context() as patch:
         if how == "interrupted":  # while compiling (a finished block would be checkpointed)
-            patch.setattr(driver, "compile_blocks", lambda *a: signal.raise_signal(signal.SIGINT))
+            patch.setattr(driver, "compile_blocks", lambda *a, **k: signal.raise_signal(signal.SIGINT))
             assert cli.main(argv) == 130
         else:
             patch.setattr(session.Progress, "advance", advance)
