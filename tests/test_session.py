@@ -83,3 +83,11 @@ def test_bad_run_options_are_clear_errors():
         session.RunOptions(checkpoint_every=-1).validate()
     with pytest.raises(ValueError, match="num_seeds"):
         session.RunOptions(num_seeds=0).validate()
+
+
+def test_more_seeds_than_fit_are_refused_with_the_ways_to_train_them():
+    """The CLI runs its seeds in one session: more than fit is refused before compiling,
+    naming seed ranges joined by `merge` and pjv.train's chunks as the ways to train them."""
+    big = pjv.Config(num_envs=512, num_steps=1024, total_steps=512 * 1024)  # ~2.4 GiB a seed
+    with pytest.raises(ValueError, match=r"^num_seeds: at most \d+ seeds fit .*--seed-start K .*purejaxvpg merge"):
+        session.check(big, session.RunOptions(num_seeds=100_000))

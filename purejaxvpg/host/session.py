@@ -276,7 +276,9 @@ def check(config: Config, options: RunOptions) -> Agent:
     if options.num_seeds > fit:
         raise ValueError(
             f"num_seeds: at most {fit} seeds fit in the memory of {count} device(s) (estimate) for a "
-            f"session; got {options.num_seeds}. purejaxvpg.train() runs more in sequential chunks."
+            f"session; got {options.num_seeds}. Train them as seed ranges (--seed-start K --num-seeds "
+            f"{fit}, one run each) joined by `purejaxvpg merge`, or with purejaxvpg.train(), which runs "
+            "them in sequential chunks."
         )
     return agent
 
