@@ -85,10 +85,21 @@ def test_source_digest_changes_with_any_source_edit(tmp_path):
     assert provenance.source_digest([tmp_path / "pkg"]) != before
 
 
+def test_the_code_version_is_the_code_the_process_imported(monkeypatch):
+    """A source file edited while a long run trains is not the code that run computes with:
+    its later chunks must not count as other code (seed_ranges.py joins them)."""
+    from purejaxvpg.host import provenance
+
+    first = provenance.code_version()
+    monkeypatch.setattr(provenance, "source_digest", lambda roots=None: "0" * 64)  # edited meanwhile
+    assert provenance.code_version() == first
+
+
 def test_stale_chunks_of_other_code_are_refused_before_compiling(tiny_config, written, monkeypatch):
     from purejaxvpg.host import provenance
 
-    monkeypatch.setattr(provenance, "source_digest", lambda roots=None: "0" * 64)  # the code changed
+    changed = {**provenance.code_version(), "source_sha256": "0" * 64}  # the code changed
+    monkeypatch.setattr(provenance, "_code_version", lambda: changed)
     forbid_compiling(monkeypatch)
     with pytest.raises(ValueError, match=r"^results_dir: .* computed by other code.*delete .* another results_dir"):
         pjv.train(tiny_config, num_seeds=2, chunk_size=1, results_dir=written)

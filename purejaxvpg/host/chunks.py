@@ -225,9 +225,16 @@ def train(
         progress_fn(done * config.batch_size, {**metrics, **evals})
 
     parts, run_seconds, loaded, trained = [], 0.0, 0, 0
+    shapes = {}  # a chunk's abstract state by its size: one eval_shape trace per size
+
+    def abstract(n: int):
+        if n not in shapes:
+            shapes[n] = driver.abstract_state(agent, n)
+        return shapes[n]
+
     for first in range(0, num_seeds, chunk_size):
         last = min(first + chunk_size, num_seeds)
-        saved = store.load(first, last, driver.abstract_state(agent, last - first)) if store else None
+        saved = store.load(first, last, abstract(last - first)) if store else None
         if saved is not None:
             parts.append(saved)
             loaded += 1

@@ -6,6 +6,7 @@ for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -64,7 +65,14 @@ def git_commit() -> str | None:
 
 def code_version() -> dict:
     """What computed a result. All but `git_commit` must match for chunks to be reused or
-    runs merged (the commit is informative: a commit that changes no code keeps the digest)."""
+    runs merged (the commit is informative: a commit that changes no code keeps the digest).
+    Read once per process: the code a process runs is what it imported, so a source file
+    edited while a long run trains does not make its later chunks "other code"."""
+    return dict(_code_version())
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> dict:
     versions = {}
     for name in ("purejaxvpg", "jax", "jaxlib"):
         try:
