@@ -363,7 +363,8 @@ def test_bad_paths_are_one_clear_error_and_leave_nothing(tmp_path, capsys, monke
         (["--out", str(afile / "run")], "out: cannot create .* is a file"),
         (["--out", "/proc/purejaxvpg-test-run"], "out: cannot"),
         (["--config", str(tmp_path)], "config: cannot read"),
-        (["--num-seeds", "10000000", "--out", str(tmp_path / "big")], "num_seeds: at most"),
+        (["--num-seeds", "10000000", "--out", str(tmp_path / "big")], "num_seeds: .* host memory"),
+        (["--chunk-size", "10000000", "--out", str(tmp_path / "big")], "chunk_size: at most"),
     ]
     for flags, message in cases:
         assert cli.main(["train", *FLAGS, *flags]) == 2, flags

@@ -85,9 +85,10 @@ def test_bad_run_options_are_clear_errors():
         session.RunOptions(num_seeds=0).validate()
 
 
-def test_more_seeds_than_fit_are_refused_with_the_ways_to_train_them():
-    """The CLI runs its seeds in one session: more than fit is refused before compiling,
-    naming seed ranges joined by `merge` and pjv.train's chunks as the ways to train them."""
+def test_a_session_of_more_seeds_than_fit_is_refused_with_the_ways_to_train_them():
+    """One session holds its seeds at once: more than fit is refused before compiling,
+    naming the CLI's chunks (seed_ranges.py), pjv.train's, and seed ranges joined by merge."""
     big = pjv.Config(num_envs=512, num_steps=1024, total_steps=512 * 1024)  # ~2.4 GiB a seed
-    with pytest.raises(ValueError, match=r"^num_seeds: at most \d+ seeds fit .*--seed-start K .*purejaxvpg merge"):
+    with pytest.raises(ValueError, match=r"^num_seeds: at most \d+ seeds fit .*--chunk-size \d+ or fewer.*"
+                                         r"purejaxvpg.train.*--seed-start K .*purejaxvpg merge"):
         session.check(big, session.RunOptions(num_seeds=100_000))

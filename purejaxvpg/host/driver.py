@@ -42,17 +42,14 @@ def whole_run(agent: Agent, sweep: bool = False):
     return jax.jit(jax.vmap(lambda key: program.train(agent, const, key)))
 
 
-def sharded_run(agent: Agent, mesh, sweep: bool = False, impl=None):
-    """`whole_run` split over the mesh's seed axis (placement.over_seeds): f(key_data[,
-    hparams]) -> to_data((state, UpdateMetrics, EvalMetrics)), every input and output leaf
-    [num_seeds, ...] with num_seeds a multiple of the mesh size. `impl`: the keys' PRNG
-    implementation (the default one if None)."""
+def sharded_run(agent: Agent, mesh):
+    """`whole_run` split over the mesh's seed axis (placement.over_seeds): f(key_data) ->
+    to_data((state, UpdateMetrics, EvalMetrics)), every input and output leaf
+    [num_seeds, ...] with num_seeds a multiple of the mesh size (what `bench` times)."""
     const = HyperParams.from_config(agent.config)
 
-    def body(key_data, hparams=None):
-        keys = jax.random.wrap_key_data(key_data, impl=impl)
-        if sweep:
-            return prng.to_data(jax.vmap(lambda key, hp: program.train(agent, hp, key))(keys, hparams))
+    def body(key_data):
+        keys = jax.random.wrap_key_data(key_data)
         return prng.to_data(jax.vmap(lambda key: program.train(agent, const, key))(keys))
 
     return jax.jit(placement.over_seeds(body, mesh))
@@ -170,6 +167,9 @@ class TrainResult:
     eval_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     hparams: HyperParams | None = None  # a sweep's per-run hyperparameters, [num_seeds] each
     updates_trained: int | None = None  # updates run in this call (None: all of them)
+    # seeds x updates run in this call when seeds ran different numbers of updates (a
+    # chunked CLI run resumed mid-chunk, seed_ranges.py); None: seeds_trained * updates
+    seed_updates_trained: int | None = None
     devices: int = 1  # devices the seed axis was split over
     seed_start: int = 0  # row i is global seed seed_start + i (a seed range, train --seed-start)
     # pjv.train(env=...): the environment object trained on (config.env_id only names it);
@@ -206,7 +206,8 @@ class TrainResult:
     def env_steps_per_second(self) -> float:
         """All seeds' environment steps over the run time (compile excluded)."""
         updates = self.config.num_updates if self.updates_trained is None else self.updates_trained
-        steps = self.seeds_trained * updates * self.config.batch_size
+        seed_updates = self.seeds_trained * updates if self.seed_updates_trained is None else self.seed_updates_trained
+        steps = seed_updates * self.config.batch_size
         return steps / self.run_seconds if self.run_seconds > 0 else float("nan")
 
     def policy(self, seed: int = 0, allow_diverged: bool = False):

@@ -234,9 +234,24 @@ def device_limit(device: jax.Device | None = None) -> tuple[int, str]:
         stats = None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]), f"{device.device_kind} allocator limit"
+    return host_limit()
+
+
+def host_limit() -> tuple[int, str]:
+    """(bytes the host can give us, what sets that number): the tightest of host_limits."""
     limits = host_limits()
     source = min(limits, key=limits.get)
     return limits[source], source
+
+
+def joined_bytes(one_seed_state, config, num_seeds: int) -> int:
+    """Host bytes a chunked run's join (seed_ranges.py) holds at once: every seed's final
+    state (`one_seed_state`: driver.abstract_state of one seed) and its metrics, twice
+    (the chunks' copies and the joined one)."""
+    state = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(one_seed_state))
+    evals = config.num_evals if config.eval_every else 0
+    metrics = 4 * (len(METRIC_NAMES) * config.num_updates + len(EVAL_METRIC_NAMES) * evals)
+    return 2 * num_seeds * (state + metrics)
 
 
 def device_bytes(device: jax.Device | None = None) -> int:

@@ -14,6 +14,8 @@ RUN_DIR/metrics.npz          the same arrays [num_seeds, num_updates], plus eval
                              the global seed indices
 RUN_DIR/learning_curve.png   IQM of the episodic return across seeds with a 95% bootstrap band
 RUN_DIR/checkpoints/         orbax checkpoints (see checkpoint.py)
+RUN_DIR/chunks/              a run of more seeds than fit at once: one sub-run per chunk of seeds
+                             (seed_ranges.py), joined into this directory at the end
 RUN_DIR/tensorboard/, wandb-run-id   with `--log tensorboard` / `--log wandb` (loggers.py)
 RUN_DIR/.purejaxvpg.lock     held (fcntl.flock) by the one process using the directory (runlock.py)
 
@@ -45,7 +47,8 @@ from purejaxvpg.version import __version__
 
 PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
 # what makes a directory a run: a fresh run refuses a directory holding any of these
-RUN_FILES = ("config.json", "checkpoints", "metrics.csv", "metrics.npz", "learning_curve.png", "eval.json")
+RUN_FILES = ("config.json", "checkpoints", "metrics.csv", "metrics.npz", "learning_curve.png", "eval.json",
+             "chunks")
 
 
 def environment() -> dict:
@@ -105,7 +108,8 @@ def write_config(run_dir: Path, config: Config, run: dict) -> Path:
                                                       "run": run, **environment()})
 
 
-def _update_config(run_dir: Path, change) -> Path:
+def update_config(run_dir: Path, change) -> Path:
+    """Rewrite config.json with `change(info)` applied to what it holds."""
     info = read_info(run_dir)
     change(info)
     return write_json(Path(run_dir) / "config.json", info)
@@ -113,7 +117,7 @@ def _update_config(run_dir: Path, change) -> Path:
 
 def write_results(run_dir: Path, results: dict) -> Path:
     """Set config.json's "results" (timings, final returns), keeping everything else."""
-    return _update_config(run_dir, lambda info: info.__setitem__("results", results))
+    return update_config(run_dir, lambda info: info.__setitem__("results", results))
 
 
 def record_resume(run_dir: Path, from_update: int, changed: dict | None = None) -> Path:
@@ -121,7 +125,7 @@ def record_resume(run_dir: Path, from_update: int, changed: dict | None = None) 
     device), the time and the update resumed from; the run's own record stays as written."""
     entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "from_update": from_update, **({"changed": changed} if changed else {}), **environment()}
-    return _update_config(run_dir, lambda info: info.setdefault("resumes", []).append(entry))
+    return update_config(run_dir, lambda info: info.setdefault("resumes", []).append(entry))
 
 
 def read_info(run_dir: Path) -> dict:

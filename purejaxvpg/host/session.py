@@ -59,9 +59,15 @@ class RunOptions:
     # where the seeds run (placement.select): "all" devices of the run, or the first N; the
     # results do not depend on it, so a resumed run may change it
     devices: str | int = "all"
+    # seeds per session of a CLI run (seed_ranges.py): None, all at once when they fit in
+    # device memory (estimate), else as many as fit; fewer than num_seeds: the seeds train
+    # in sequential chunks, each a sub-run of the run directory, joined at the end
+    chunk_size: int | None = None
 
     def validate(self) -> RunOptions:
         require_int("num_seeds", self.num_seeds, low=1)
+        if self.chunk_size is not None:
+            require_int("chunk_size", self.chunk_size, low=1)
         placement.select(self.devices)
         require_int("seed", self.seed, low=0, high=prng.MAX_SEED)
         prng.seed_range(self.num_seeds, self.seed_start)
@@ -276,9 +282,9 @@ def check(config: Config, options: RunOptions) -> Agent:
     if options.num_seeds > fit:
         raise ValueError(
             f"num_seeds: at most {fit} seeds fit in the memory of {count} device(s) (estimate) for a "
-            f"session; got {options.num_seeds}. Train them as seed ranges (--seed-start K --num-seeds "
-            f"{fit}, one run each) joined by `purejaxvpg merge`, or with purejaxvpg.train(), which runs "
-            "them in sequential chunks."
+            f"session; got {options.num_seeds}. `purejaxvpg train` runs them in sequential chunks "
+            f"(--chunk-size {fit} or fewer), purejaxvpg.train() too; or train seed ranges apart "
+            f"(--seed-start K --num-seeds {fit}, one run each) and join them with `purejaxvpg merge`."
         )
     return agent
 

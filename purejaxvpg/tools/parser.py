@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed-start", type=int, default=None, metavar="K",
                        help="train seeds K..K+N-1 (N: --num-seeds) of --seed's key sequence, e.g. one task "
                             "of a Slurm array job; `purejaxvpg merge` joins the ranges into one run (default: 0)")
+    train.add_argument("--chunk-size", type=int, default=None, metavar="C",
+                       help="seeds per session: more seeds train in sequential chunks of C, each a sub-run "
+                            "in RUN_DIR/chunks/ (checkpointed, resumable), joined into one run at the end "
+                            "(default: all at once when they fit in device memory, estimate; else as many as fit)")
     train.add_argument("--out", type=Path, default=None,
                        help="run directory (default: runs/<env-id>-<date>-<time>)")
     train.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all",

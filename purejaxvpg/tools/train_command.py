@@ -22,8 +22,8 @@ from purejaxvpg.tools import flags
 RESUME_MAY_CHANGE = ("--checkpoint-every", "--progress / --no-progress", "--log", "--wandb-group", "--devices")
 # what a fresh run writes into its directory (besides the lock, RunLock's): a run that
 # ends before its first checkpoint removes those of them it created, and nothing else
-RUN_WRITES = ("config.json", "metrics.csv", "metrics.npz", "learning_curve.png", "checkpoints", "tensorboard",
-              "wandb-run-id", LOG_NAME)
+RUN_WRITES = ("config.json", "metrics.csv", "metrics.npz", "learning_curve.png", "checkpoints", "chunks",
+              "tensorboard", "wandb-run-id", LOG_NAME)
 
 
 def train(args) -> int:
@@ -32,7 +32,7 @@ def train(args) -> int:
     only once the program has compiled; a run that fails or is interrupted before its
     first checkpoint leaves nothing behind that would block the same command."""
     join_distributed(args)  # before anything uses a device (importing the environments does)
-    from purejaxvpg.host import distributed, loggers, rundir, runlock, session, watchdog
+    from purejaxvpg.host import distributed, loggers, rundir, runlock, seed_ranges, session, watchdog
 
     if args.resume is not None:
         return resume(args)
@@ -45,13 +45,20 @@ def train(args) -> int:
         log_every=args.log_every or 0, checkpoint_every=args.checkpoint_every,
         progress=args.progress is not False,
         devices=flags.checked_devices(args.devices),
+        chunk_size=args.chunk_size,
     ).validate()
     name = config.env_id.replace("/", "_").replace(":", "_")  # an import path's colon too
     if args.out is None and distributed.is_distributed():
         raise ValueError("out: a distributed run needs --out, a directory on a filesystem every process shares.")
     out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rundir.check_new_run_dir(out)
-    agent = session.check(config, options)  # the environment built, the memory estimate: before the directory exists
+    # the environment built, the memory estimate, the chunks settled: before the directory exists
+    agent, options = seed_ranges.plan(config, options)
+    if options.chunk_size is not None and distributed.is_primary():
+        chunks = seed_ranges.ranges(options)
+        print(f"purejaxvpg: {options.num_seeds} seeds train in {len(chunks)} chunks of at most "
+              f"{options.chunk_size} (--chunk-size), one after another, joined into {out} at the end",
+              file=sys.stderr)
     distributed.barrier("checked")  # every process checked --out before process 0 creates it
     primary = distributed.is_primary()  # only process 0 writes the run directory
     lock = runlock.RunLock(out) if primary else runlock.NoLock()
@@ -67,9 +74,7 @@ def train(args) -> int:
     def discard() -> None:
         """Nothing to resume: remove what this run created (an empty checkpoints/ too), so
         the same command runs again; what --out held before is left as it was."""
-        from purejaxvpg.host.checkpoint import steps
-
-        if primary and not steps(out) and not has_results(out):
+        if primary and seed_ranges.progress(out, config, options) is None and not has_results(out):
             for path in (out / name for name in RUN_WRITES if kept is not None and name not in kept):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             lock.remove_created()
@@ -92,12 +97,12 @@ def resume(args) -> int:
     """`--resume RUN_DIR`: the recorded config and options, only RESUME_MAY_CHANGE may
     differ; the resuming environment is appended to config.json's "resumes"."""
 
-    from purejaxvpg.host import distributed, loggers, rundir, runlock, session
+    from purejaxvpg.host import distributed, loggers, rundir, runlock, seed_ranges, session
     from purejaxvpg.host.checkpoint import steps
 
     given = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(Config) if hasattr(args, f.name)]
     given += [flag for flag, value in (("--num-seeds", args.num_seeds), ("--seed", args.seed),
-                                       ("--seed-start", args.seed_start),
+                                       ("--seed-start", args.seed_start), ("--chunk-size", args.chunk_size),
                                        ("--out", args.out), ("--config", args.config),
                                        ("--log-every", args.log_every)) if value is not None]
     given += ["--preset"] if args.preset else []
@@ -120,8 +125,9 @@ def resume(args) -> int:
                                         **changed, "progress": run.get("progress", True) if args.progress is None
                                         else args.progress}).validate()
         saved, total = steps(out), config.num_updates
-        if saved:  # before anything compiles: config.json must be the run its checkpoints hold
-            session.check_resume(out, config, options)
+        # before anything compiles: config.json must be the run its checkpoints hold
+        seed_ranges.check_resume(out, config, options)
+        held = seed_ranges.progress(out, config, options)
         if saved and saved[-1] >= total and has_results(out) and "results" in rundir.read_info(out):
             print(f"purejaxvpg: {out} is finished (update {total} of {total}): nothing to resume; "
                   "its results are in config.json, metrics.csv and metrics.npz.", file=sys.stderr)
@@ -129,6 +135,8 @@ def resume(args) -> int:
         if primary and saved:
             print(f"purejaxvpg: resuming {out} from its newest checkpoint (update {saved[-1]} of {total})",
                   file=sys.stderr)
+        elif primary and held:
+            print(f"purejaxvpg: resuming {out} from {held}", file=sys.stderr)
         elif primary:
             print(f"purejaxvpg: {out} has no checkpoint: training it from update 0", file=sys.stderr)
         return run_session(out, config, options, resume=True,
@@ -178,8 +186,7 @@ def run_session(out: Path, config: Config, options, resume: bool, on_start, disc
 def _run_session(out: Path, config: Config, options, resume: bool, on_start, discard, log, wandb_group,
                  agent) -> int:
     """run_session's body, with the library log installed."""
-    from purejaxvpg.host import distributed, loggers, rundir, session
-    from purejaxvpg.host.checkpoint import steps
+    from purejaxvpg.host import distributed, loggers, rundir, seed_ranges
 
     primary = distributed.is_primary()  # the others train their seeds, print and write nothing
     logs = loggers.make(out, log, wandb_group) if primary else loggers.Loggers([])
@@ -200,15 +207,15 @@ def _run_session(out: Path, config: Config, options, resume: bool, on_start, dis
 
     try:
         try:
-            result = session.run(config, options, out, resume=resume, on_start=start,
-                                 on_result=write_results, on_block=logs.on_block, agent=agent)
+            result = seed_ranges.run(config, options, out, resume=resume, on_start=start,
+                                     on_result=write_results, on_block=logs.on_block, agent=agent)
         except BaseException:
             logs.finish(None)  # stopped early: close the loggers, then report as below
             raise
     except KeyboardInterrupt as stop:
-        saved = steps(out)
+        saved = seed_ranges.progress(out, config, options)
         if saved:
-            print(f"purejaxvpg: interrupted at update {saved[-1]}; resume with --resume {out}", file=sys.stderr)
+            print(f"purejaxvpg: interrupted at {saved}; resume with --resume {out}", file=sys.stderr)
         elif resume:
             print(f"purejaxvpg: interrupted before the first checkpoint: nothing to resume "
                   f"(--resume {out} trains it from update 0)", file=sys.stderr)
