@@ -44,8 +44,51 @@ def test_every_kind_of_background_report_goes_to_the_file_and_the_main_thread_is
         assert report in text, report
     assert "Traceback" not in err and "never awaited" not in err
     assert err.strip() == f"purejaxvpg: note: libraries reported 4 error(s) from background threads; kept in {path}"
-    # and afterwards the hooks are the ones before
-    assert (sys.unraisablehook, threading.excepthook, sys.excepthook, warnings.showwarning) == before
+    # afterwards the warnings are the ones before, and a report outside library code reaches
+    # the hooks that were there before
+    assert warnings.showwarning is before[3]
+    seen = []
+    threading.excepthook = lambda args: seen.append(args.exc_type)  # noqa: E731 -- what "before" would do
+    try:
+        with LibraryLog(tmp_path / "second.log"):
+            pass
+        thread = threading.Thread(target=_fail_in_a_thread)
+        thread.start()
+        thread.join()
+    finally:
+        threading.excepthook = before[1]
+    assert seen == [TimeoutError]
+
+
+def _closed_loop_report():
+    """What tensorstore's threads raise into orbax's closed loop: a frame in asyncio."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    loop.close()
+    loop.call_soon_threadsafe(print)
+
+
+def test_library_threads_reporting_after_the_run_go_to_its_file(tmp_path, capsys):
+    """A failed run exits while tensorstore's threads still report into orbax's closed event
+    loop (sys.excepthook from their threads): those reports go to the run's file, not the
+    terminal."""
+    path = tmp_path / "library.log"
+    with LibraryLog(path):
+        pass
+    thread = threading.Thread(target=lambda: sys.excepthook(*_caught(_closed_loop_report)))
+    thread.start()
+    thread.join()
+    assert "Traceback" not in capsys.readouterr().err
+    assert "Event loop is closed" in path.read_text()
+
+
+def _caught(fn):
+    try:
+        fn()
+    except Exception:
+        return sys.exc_info()
+    raise AssertionError("did not raise")
 
 
 def test_nothing_reported_writes_nothing(tmp_path, capsys):

@@ -27,11 +27,20 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from purejaxvpg.algo import prng
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES
 from purejaxvpg.host.library_log import is_orbax_error
+
+
+def _orbax():
+    """orbax.checkpoint, imported on first use: a run without a run directory (pjv.train)
+    never loads it, nor tensorstore (~0.1 s; its own copy of abseil next to jaxlib's is a
+    known source of crashes at interpreter exit, conda-forge/jaxlib-feedstock#343)."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
+
 
 ITEMS = ("train_state", "history")  # the items of one checkpoint ("metrics" is orbax's own)
 # and, since 0.2.0, "run": what defines the run (its Config, base seed and seed range, with
@@ -141,14 +150,14 @@ class Checkpoints:
         self.dir = Path(run_dir).absolute() / "checkpoints"
         self._quiet = _quiet_orbax()  # for the manager's lifetime: its threads log too
         self._quiet.__enter__()
-        registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+        registry = _orbax().handlers.DefaultCheckpointHandlerRegistry()
         for item in ITEMS:  # registered up front, so a checkpoint's metadata reads before a restore
-            registry.add(item, ocp.args.StandardSave)
-            registry.add(item, ocp.args.StandardRestore)
-        registry.add(IDENTITY, ocp.args.JsonSave)
-        registry.add(IDENTITY, ocp.args.JsonRestore)
-        self.manager = ocp.CheckpointManager(
-            self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep),
+            registry.add(item, _orbax().args.StandardSave)
+            registry.add(item, _orbax().args.StandardRestore)
+        registry.add(IDENTITY, _orbax().args.JsonSave)
+        registry.add(IDENTITY, _orbax().args.JsonRestore)
+        self.manager = _orbax().CheckpointManager(
+            self.dir, options=_orbax().CheckpointManagerOptions(max_to_keep=max_to_keep),
             handler_registry=registry,
         )
 
@@ -162,11 +171,11 @@ class Checkpoints:
         with self._as_os_error():
             self.manager.save(
                 updates_done,
-                args=ocp.args.Composite(
+                args=_orbax().args.Composite(
                     # numpy: every process holds all of it and process 0 writes it (several processes)
-                    train_state=ocp.args.StandardSave(jax.tree.map(np.asarray, prng.to_data(state))),
-                    history=ocp.args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
-                    **({} if run is None else {IDENTITY: ocp.args.JsonSave(run)}),
+                    train_state=_orbax().args.StandardSave(jax.tree.map(np.asarray, prng.to_data(state))),
+                    history=_orbax().args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
+                    **({} if run is None else {IDENTITY: _orbax().args.JsonSave(run)}),
                 ),
                 force=True,
             )  # returns once the arrays are on the host; the files are written in the background
@@ -192,8 +201,8 @@ class Checkpoints:
         for step in sorted(self.manager.all_steps(), reverse=True):
             if (self.dir / str(step) / IDENTITY).is_dir():
                 try:
-                    return dict(self.manager.restore(step, args=ocp.args.Composite(
-                        **{IDENTITY: ocp.args.JsonRestore()}))[IDENTITY])
+                    return dict(self.manager.restore(step, args=_orbax().args.Composite(
+                        **{IDENTITY: _orbax().args.JsonRestore()}))[IDENTITY])
                 except Exception:  # a damaged item: the restore names the damage, not this check
                     continue
         return None
@@ -257,8 +266,8 @@ class Checkpoints:
                       for f in dataclasses.fields(target) if f.name not in added}
         out = self.manager.restore(
             step,
-            args=ocp.args.Composite(
-                train_state=ocp.args.StandardRestore(target), history=ocp.args.StandardRestore()
+            args=_orbax().args.Composite(
+                train_state=_orbax().args.StandardRestore(target), history=_orbax().args.StandardRestore()
             ),
         )
         saved, metrics = out.train_state, {k: np.asarray(v) for k, v in out.history.items()}

@@ -18,6 +18,12 @@ the file instead of the terminal:
 The file is created only when there is something to keep. On the way out, one line on
 stderr says how many reports it holds (or, if it could not be written, that they were
 dropped). The main thread's own exceptions are untouched: a bug still shows its traceback.
+
+Library threads outlive the run: tensorstore's callbacks into orbax's closed event loop go
+on reporting (through `sys.excepthook` from their threads) while a failed run exits. After
+the first LibraryLog leaves, `_Afterwards` keeps routing reports raised in library code
+(a frame in one of LIBRARIES) to the latest run's file for the rest of the process; every
+other report reaches the hooks that were there before.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class LibraryLog:
             gc.collect()  # not on the way out of an error: a lost distributed peer can hang it
         logging.getLogger("absl").removeFilter(self.filter)
         sys.unraisablehook, threading.excepthook, sys.excepthook, warnings.showwarning = self.previous
+        _Afterwards.route_to(self)
         if not self.count:
             return
         where = f"kept in {self.path}" if self.error is None else (
@@ -125,3 +132,43 @@ class _Route(logging.Filter):
             self.log.write("orbax log", text)
             return False
         return True
+
+
+def _from_library(tb) -> bool:
+    """Whether a traceback runs through one of LIBRARIES' files."""
+    for frame, _ in traceback.walk_tb(tb):
+        name = frame.f_code.co_filename
+        if any(f"/{library}/" in name for library in LIBRARIES):
+            return True
+    return False
+
+
+class _Afterwards:
+    """Installed once per process, at the first LibraryLog's exit, around the hooks there were:
+    a report from library code goes to the latest LibraryLog's file (quietly: its note is
+    printed), any other report to those hooks."""
+
+    log: LibraryLog | None = None
+
+    @classmethod
+    def route_to(cls, log: LibraryLog) -> None:
+        if cls.log is None:
+            before = (sys.unraisablehook, threading.excepthook, sys.excepthook)
+
+            def unraisable(report) -> None:
+                if not _from_library(report.exc_traceback):
+                    return before[0](report)
+                cls.log._unraisable(report)
+
+            def thread_exception(args) -> None:
+                if not _from_library(args.exc_traceback):
+                    return before[1](args)
+                cls.log._thread_exception(args)
+
+            def excepthook(exc_type, exc_value, exc_traceback) -> None:
+                if threading.current_thread() is threading.main_thread() or not _from_library(exc_traceback):
+                    return before[2](exc_type, exc_value, exc_traceback)
+                cls.log.write("thread", "".join(traceback.format_exception(exc_type, exc_value, exc_traceback)))
+
+            sys.unraisablehook, threading.excepthook, sys.excepthook = unraisable, thread_exception, excepthook
+        cls.log = log
