@@ -10,7 +10,17 @@ import jax
 import pytest
 
 import purejaxvpg as pjv
-from purejaxvpg.host import driver
+from purejaxvpg.host import compile_cache, driver
+
+# A fresh persistent compile cache for this test session, shared by its workers and the
+# console scripts they start (they inherit the variable): the suite never reads a cache an
+# earlier session or the user's own runs left, and it is removed at the end.
+if compile_cache.ENV not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ[compile_cache.ENV] = tempfile.mkdtemp(prefix="purejaxvpg-test-compile-cache-")
+    atexit.register(shutil.rmtree, os.environ[compile_cache.ENV], True)
 
 
 @pytest.fixture(scope="session")

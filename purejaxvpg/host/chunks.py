@@ -214,10 +214,9 @@ def train(
         store = ChunkStore(results_dir, config, keys, checked)
     # without progress_fn the whole run is one block: one compiled call per chunk
     block = log_every if progress_fn is not None else config.num_updates
-    start = time.perf_counter()
-    driver.compile_blocks(agent, chunk_size, session.RunOptions(log_every=block).block(config), mesh,
-                          sweep=driver.sweep_signature(checked))  # cached: every chunk's session uses it
-    compile_seconds = time.perf_counter() - start
+    *_, compile_seconds, from_cache = driver.timed_blocks(  # cached: every chunk's session uses it
+        agent, chunk_size, session.RunOptions(log_every=block).block(config), mesh,
+        sweep=driver.sweep_signature(checked))
     report = on_chunk or (lambda done, total, seconds: None)
     report(0, num_seeds, compile_seconds)
 
@@ -261,6 +260,7 @@ def train(
         num_seeds=num_seeds,
         hparams=checked,
         compile_seconds=compile_seconds,
+        compile_from_cache=from_cache,
         run_seconds=run_seconds,
         chunk_size=chunk_size,
         chunks_loaded=loaded,

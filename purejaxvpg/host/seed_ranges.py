@@ -151,7 +151,7 @@ def run(config: Config, options: session.RunOptions, out: Path, resume: bool, on
     chunks, started = ranges(options), []
     # a last, smaller chunk runs padded to the others' size: their compiled program
     pad_to = placement.padded(options.chunk_size, len(placement.select(options.devices)))
-    totals = {"compile": 0.0, "run": 0.0, "seeds": 0, "seed_updates": 0}
+    totals = {"compile": 0.0, "run": 0.0, "seeds": 0, "seed_updates": 0, "from_cache": False}
 
     def start_once() -> None:
         if not started:
@@ -166,6 +166,7 @@ def run(config: Config, options: session.RunOptions, out: Path, resume: bool, on
             print(f"purejaxvpg: chunk {i + 1} of {len(chunks)}: seeds {join.seeds_text(seeds)}", file=sys.stderr)
         part = _run_part(config, part_options(options, seeds), path, agent, start_once, pad_to)
         totals["compile"] += part.compile_seconds
+        totals["from_cache"] |= part.compile_from_cache
         totals["run"] += part.run_seconds
         totals["seeds"] += part.seeds_trained
         totals["seed_updates"] += part.seeds_trained * part.updates_trained
@@ -174,7 +175,8 @@ def run(config: Config, options: session.RunOptions, out: Path, resume: bool, on
     label = "resume" if resume else "train"
     parts = join.check_parts([join.read_part(part_dir(out, seeds), label) for seeds in chunks], label)
     result = join.join(parts, [join.final_state(p) for p in parts],
-                       compile_seconds=totals["compile"], run_seconds=totals["run"], chunk_size=options.chunk_size,
+                       compile_seconds=totals["compile"], compile_from_cache=totals["from_cache"],
+                       run_seconds=totals["run"], chunk_size=options.chunk_size,
                        seeds_trained=totals["seeds"], seed_updates_trained=totals["seed_updates"],
                        updates_trained=config.num_updates if totals["seed_updates"] else 0,
                        devices=len(placement.select(options.devices)), agent=agent)

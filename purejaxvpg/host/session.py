@@ -159,9 +159,8 @@ def run(
     padded = pad_to or placement.padded(n, mesh.size)
     # a sweep's hyperparameters ride along every call, laid out like the seeds
     hp = () if hparams is None else (placement.shard(placement.pad(hparams, padded), mesh),)
-    start = time.perf_counter()
-    init, step = driver.compile_blocks(agent, padded, block, mesh, sweep=driver.sweep_signature(hparams))
-    compile_seconds = time.perf_counter() - start  # ~0 when this process compiled it before
+    init, step, compile_seconds, from_cache = driver.timed_blocks(
+        agent, padded, block, mesh, sweep=driver.sweep_signature(hparams))
     abstract = driver.abstract_state(agent, n)  # what a checkpoint holds: the n seeds, typed
 
     def on_host(state):
@@ -238,6 +237,7 @@ def run(
         config, state, _join(parts), _join(eval_parts), done,
         num_seeds=options.num_seeds,
         compile_seconds=compile_seconds,
+        compile_from_cache=from_cache,
         run_seconds=run_seconds,
         chunk_size=options.num_seeds,
         seeds_trained=options.num_seeds,

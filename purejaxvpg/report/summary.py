@@ -61,7 +61,8 @@ def summary(result, reps: int = 2000) -> str:
             last = values[result.finite_seeds, -1]
             rows.append((f"last eval, {mode}: IQM [95% CI]", interval_text(stats.aggregate(last, reps=reps)["iqm"])))
     rows += [
-        ("compile time", f"{result.compile_seconds:.1f} s"),
+        ("compile time", f"{result.compile_seconds:.1f} s"
+                         + (" (loaded from the compile cache)" if result.compile_from_cache else "")),
         ("run time (compile excluded)", f"{result.run_seconds:.1f} s"),
         ("env steps / s (all seeds)", f"{result.env_steps_per_second:,.0f}"),
     ]
@@ -85,6 +86,7 @@ def results(result) -> dict:
     number = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
     return {
         "compile_seconds": number(result.compile_seconds),
+        "compile_from_cache": bool(result.compile_from_cache),
         "run_seconds": number(result.run_seconds),
         "env_steps_per_second": number(result.env_steps_per_second),
         "updates_done": int(result.metrics["env_steps"].shape[1]),

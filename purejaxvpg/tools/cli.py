@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = _signals_interrupt()
     try:
+        if args.command in ("train", "eval", "sweep") or getattr(args, "compile_cache", None) is not None:
+            from purejaxvpg.host import compile_cache
+
+            compile_cache.enable(args.compile_cache)  # before any compile: JAX opens its cache once
         with Watchdog():  # a signal stops the process even inside a long compiled call
             return handler(args)
     except ValueError as error:

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "written; a --resume keeps the run's choice unless given (--log '' for none)")
     train.add_argument("--wandb-group", default=None, metavar="GROUP",
                        help="W&B group of the run, e.g. one per sweep (default: the run directory's name)")
+    _add_compile_cache_flag(train, CACHE_DEFAULT)
     _add_distributed_flags(train)
     _add_config_source_flags(train)
     flags.add_config_flags(train)
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cut each episode after this many steps; 0: the environment's time limit "
                                "(default: the run's eval_max_steps)")
     evaluate.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
+    _add_compile_cache_flag(evaluate, CACHE_DEFAULT)
 
     sweep = commands.add_parser("sweep", help="a grid or random sample of hyperparameters x seeds in one jitted call")
     sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, default=None,
                        help="write sweep.json (every run) and sweep.csv (one row per setting: its "
                        "hyperparameters, diverged runs, IQM / mean / median with 95%% CIs) into this folder")
+    _add_compile_cache_flag(sweep, CACHE_DEFAULT)
     _add_config_source_flags(sweep)
     flags.add_config_flags(sweep)
 
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "refused alone (default: 1)")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"),
                        help="folder for <hardware>-throughput.json and .png")
+    _add_compile_cache_flag(bench, "off: a benchmark times the compile")
 
     export = commands.add_parser("export", help="finished runs as rliable score arrays or a long CSV / Parquet")
     export.add_argument("run_dirs", nargs="+", metavar="[LABEL=]RUN_DIR",
@@ -150,6 +154,15 @@ def _add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--heartbeat-timeout", type=int, default=None, metavar="SECONDS",
                        help="a process silent this long counts as lost and the others stop with an error "
                             "(default: 100, jax's)")
+
+
+def _add_compile_cache_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--compile-cache", default=None, metavar="DIR|off",
+                        help="JAX's persistent compilation cache: a rerun of the same program loads it instead of "
+                             f"compiling (default: {default}; $PUREJAXVPG_COMPILE_CACHE=DIR|off sets it too)")
+
+
+CACHE_DEFAULT = "~/.cache/purejaxvpg/jax-cache"
 
 
 def _add_config_source_flags(parser: argparse.ArgumentParser) -> None:
