@@ -24,6 +24,7 @@ from purejaxvpg.algo.program import Agent, HyperParams, TrainState
 from purejaxvpg.checks import require_int
 from purejaxvpg.config import Config
 from purejaxvpg.host import compile_cache, placement
+from purejaxvpg.host.cpu_lowering import unrolled_threefry
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,9 +64,12 @@ def _state_shape(agent: Agent, num_seeds: int = 1):
 
 
 def compile_timed(jitted, *args):
-    """(compiled executable, seconds spent lowering and compiling)."""
+    """(compiled executable, seconds spent lowering and compiling), lowered as every run is
+    (cpu_lowering.py)."""
     start = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
+    with unrolled_threefry():
+        lowered = jitted.lower(*args)
+    compiled = lowered.compile()
     return compiled, time.perf_counter() - start
 
 
@@ -122,7 +126,9 @@ def compile_blocks(agent: Agent, num_seeds: int, block: int, mesh=None, sweep: t
         donate_argnums=0 if jax.default_backend() != "cpu" else (),  # CPU cannot donate
     )
     state = placement.abstract(jax.eval_shape(init, key_data, *hp), mesh)
-    return init.lower(key_data, *hp).compile(), step.lower(state, jnp.int32(0), *hp).compile()
+    with unrolled_threefry():  # the CPU's random draws as fused kernels, not loops (same bits)
+        lowered = init.lower(key_data, *hp), step.lower(state, jnp.int32(0), *hp)
+    return tuple(part.compile() for part in lowered)
 
 
 def sweep_signature(hparams) -> tuple | None:
