@@ -75,6 +75,13 @@ def test_bench_record_sets_every_point_against_the_compute_bound(bench_record):
         assert point["xla_flops_per_env_step_loop_bodies_once"] < point["flops_per_env_step"] / 10
 
 
+@pytest.mark.parametrize("flops_per_step", [0.0, -3.0, None])
+def test_a_backend_without_a_flop_count_gets_no_estimate_and_no_crash(flops_per_step):
+    # jax 0.11.2 on an H200: XLA's cost analysis counted 0 FLOPs, and the bench divided by it
+    point = bench.compute_bound({"env_steps_per_second": 1e6}, flops_per_step, 3e14)
+    assert "compute_bound_env_steps_per_second" not in point and "cost analysis" in point["compute_bound_unavailable"]
+
+
 def test_xla_flops_of_a_matmul_is_2mnk():
     m, k, n = 64, 32, 16
     assert flops.xla_flops(jnp.matmul, jnp.ones((m, k)), jnp.ones((k, n))) == 2 * m * n * k

@@ -110,7 +110,12 @@ def flop_counts_per_env_step(config: Config, seed: int = 0) -> dict:
 
 
 def compute_bound(point: dict, flops_per_step: float, peak_flops_per_second: float) -> dict:
-    """Add the compute-bound estimate and achieved / estimate to a measured point."""
+    """Add the compute-bound estimate and achieved / estimate to a measured point; none when
+    XLA's cost analysis gave no positive FLOP count (jax 0.11.2 on an H200 gave 0 and a negative
+    matmul count: benchmarks/results/h200-issue26.log), said in the point instead of dividing by 0."""
+    if not flops_per_step or flops_per_step <= 0 or peak_flops_per_second <= 0:
+        return {**point, "flops_per_env_step": flops_per_step,
+                "compute_bound_unavailable": "XLA's cost analysis gave no positive FLOP count on this backend"}
     bound = peak_flops_per_second / flops_per_step
     return {
         **point,
@@ -265,7 +270,10 @@ def run(scenarios: list[str], seeds: list[int], out_dir: Path, log=print, device
             for p in run_["points"]
         ]
         for p in run_["points"]:
-            if "skipped" not in p:
+            if "compute_bound_unavailable" in p:
+                log(f"{scenario_of(run_):>14} {p['num_seeds']:>6} seeds: no compute-bound estimate "
+                    f"({p['compute_bound_unavailable']})")
+            elif "skipped" not in p:
                 log(
                     f"{scenario_of(run_):>14} {p['num_seeds']:>6} seeds x{p['devices']:>2} devices: "
                     f"{p['env_steps_per_second']:>14,.0f} steps/s "
