@@ -49,7 +49,7 @@ step 90 python3 -m benchmarks.sharded_vs_plain --seeds ${SHARD_SEEDS:-1,1024} --
 cp /tmp/sharded/*.json "$OUT/$HW-sharded-vs-plain.json" 2>/dev/null
 
 # where the time goes: kernels per rollout iteration, device busy fraction
-step 90 python3 -m benchmarks.gpu_profile --seeds ${PROFILE_SEEDS:-1,1024} --updates 40 --out "$OUT/$HW-profile.json"
+step 90 python3 -m benchmarks.program_profile --seeds ${PROFILE_SEEDS:-1,1024} --updates 40 --out "$OUT/$HW-profile.json"
 
 # achieved FLOP/s against the measured matmul peak at 1024 seeds
 step 120 python3 -m benchmarks.throughput --scenario cartpole-500k --num-seeds ${BENCH_SEEDS:-1024} --out /tmp/bench

@@ -1,7 +1,7 @@
-"""Where one update's time goes on an accelerator: kernels per environment step, loop trip
+"""Where one update's time goes, on an accelerator or the CPU: kernels per environment step, loop trip
 counts and how busy the device is, for "cartpole-500k" at a given seed count.
 
-    python -m benchmarks.gpu_profile --seeds 1 --updates 40 --out F.json
+    python -m benchmarks.program_profile --seeds 1 --updates 40 --out F.json
 
 Two readings of the same compiled program (the path every run takes, driver.sharded_run on
 one device):
@@ -13,7 +13,8 @@ one device):
   the device's kernel events (count, summed duration, the ten costliest ops) against the
   call's wall time. Kernel time / wall time < 1 means the device waits on launches.
 
-Run it where the accelerator is; on the CPU the traced part has no device plane and says so.
+On the CPU the same reading comes from the CPU client's thunk events (one per executed HLO
+op): how many run per rollout iteration and which ops take the time.
 """
 
 from __future__ import annotations
@@ -73,8 +74,13 @@ def hlo_loops(text: str) -> list[dict]:
     return loops
 
 
+_CONTAINER = re.compile(r"^(while|conditional|call)")  # CPU thunks that hold other thunks' time
+
+
 def device_kernels(trace_dir: str) -> dict:
-    """Kernel events of the accelerator planes of a `jax.profiler.trace` folder."""
+    """The executed ops of a `jax.profiler.trace` folder: an accelerator's kernel events (its
+    "Stream" lines), else the CPU client's thunks (events with an `hlo_op`; loops and calls,
+    which contain other thunks, are listed but not added to the busy time)."""
     from jax.profiler import ProfileData
 
     files = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
@@ -82,8 +88,9 @@ def device_kernels(trace_dir: str) -> dict:
         return {"absent": "no xplane.pb written"}
     data = ProfileData.from_file(files[0])
     planes = [p for p in data.planes if p.name.startswith("/device:") and "CPU" not in p.name]
-    if not planes:
-        return {"absent": "no accelerator plane in the trace", "planes": [p.name for p in data.planes]}
+    on_cpu = not planes
+    if on_cpu:
+        planes = [p for p in data.planes if p.name == "/host:CPU"]
     lines, count, busy_ns = {}, 0, 0.0
     by_op: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
     first, last = None, None
@@ -91,19 +98,26 @@ def device_kernels(trace_dir: str) -> dict:
         for line in plane.lines:
             events = list(line.events)
             lines[f"{plane.name} | {line.name}"] = len(events)
-            if "Stream" not in line.name:  # "XLA Ops" / "XLA Modules" lines repeat the streams' events
+            # "XLA Ops" / "XLA Modules" lines repeat the streams' events; the python line is ours
+            if ("Stream" not in line.name) if not on_cpu else not line.name.startswith("tf_XLA"):
                 continue
             for event in events:
+                stats = dict(event.stats)
+                if on_cpu and "hlo_op" not in stats:
+                    continue
+                name = str(stats.get("hlo_op", event.name))
+                by_op[name][0] += 1
+                by_op[name][1] += event.duration_ns
+                if on_cpu and _CONTAINER.match(name):
+                    continue
                 count += 1
                 busy_ns += event.duration_ns
                 first = event.start_ns if first is None else min(first, event.start_ns)
                 last = event.end_ns if last is None else max(last, event.end_ns)
-                stats = dict(event.stats)
-                name = str(stats.get("hlo_op", event.name))
-                by_op[name][0] += 1
-                by_op[name][1] += event.duration_ns
-    top = sorted(by_op.items(), key=lambda kv: -kv[1][1])[:10]
+    top = sorted(((n, v) for n, v in by_op.items() if not (on_cpu and _CONTAINER.match(n))),
+                 key=lambda kv: -kv[1][1])[:12]
     return {
+        "where": "cpu thunks" if on_cpu else "accelerator kernels",
         "lines": lines,
         "kernels": count,
         "kernel_seconds": busy_ns / 1e9,
@@ -154,7 +168,7 @@ def profile(num_seeds: int, updates: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_profile", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.program_profile", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="1", help="comma-separated seed counts (default: 1)")
     parser.add_argument("--updates", type=int, default=40, help="updates per traced call (default: 40)")
     parser.add_argument("--out", type=Path, default=None)
