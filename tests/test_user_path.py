@@ -127,6 +127,10 @@ def test_train_resume_eval_from_the_installed_console_script(user):
     resumed = np.load(home / "run" / "metrics.npz")
     np.testing.assert_allclose(resumed["episode_return"], whole["episode_return"], rtol=1e-5)
 
+    # the run's config as TOML, read back in another process: the same fields as config.json
+    (home / "run.toml").write_text(run(["config", "run"]).stdout)
+    assert json.loads(run(["config", "run.toml", "--format", "json"]).stdout) == info["config"]
+
     done = run(["eval", "run", "--episodes", "2"])
     assert "greedy" in done.stdout
     record = json.loads((home / "run" / "eval.json").read_text())

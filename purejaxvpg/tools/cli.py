@@ -1,4 +1,4 @@
-"""Command line: `purejaxvpg train|eval|sweep|bench|export|merge`.
+"""Command line: `purejaxvpg train|eval|sweep|bench|export|merge|config`.
 
   purejaxvpg train --env-id CartPole-v1 --num-seeds 8 [--out RUN_DIR] [--config run.toml]
   purejaxvpg train --resume RUN_DIR
@@ -7,9 +7,11 @@
   purejaxvpg bench [--scenario cartpole-500k] [--num-seeds 1,16,256] [--devices 1,2,4,8]
   purejaxvpg export RUN_DIR [LABEL=RUN_DIR ...] --format rliable|csv|parquet [--out FILE]
   purejaxvpg merge RUN_DIR RUN_DIR ... --out RUN_DIR   (runs of --seed-start ranges as one run)
+  purejaxvpg config RUN_DIR [--format toml|json]        (a run's config; `--config` reads it back)
 
 Every Config field is a flag (`--policy-lr 1e-3`, `--hidden-sizes 64,64`,
-`--no-anneal-lr`, `--max-grad-norm none`) and a key of the `--config` TOML file;
+`--no-anneal-lr`, `--max-grad-norm none`) and a key of the `--config` file (TOML, or a
+run's config.json);
 `--help` lists them with their defaults.
 
 The flags of every command are in parser.py; `train` lives in train_command.py.
@@ -142,6 +144,33 @@ def _merge(args) -> int:
     return merge.command(args)
 
 
+def _config(args) -> int:
+    """Print (or write) a run's or a file's Config: TOML that `--config` reads back equal."""
+    import dataclasses
+    import json
+
+    from purejaxvpg.config import Config
+    from purejaxvpg.tools import config_file
+
+    config = Config.from_dict(config_file.read(args.source))
+    if args.format == "toml":
+        text = config_file.to_toml(config, header=f"purejaxvpg config of {args.source}\n"
+                                                  "read back with: purejaxvpg train --config THIS_FILE")
+    else:
+        text = json.dumps(dataclasses.asdict(config), indent=1) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    if args.out.exists():
+        raise ValueError(f"out: {args.out} exists; give a new file.")
+    try:
+        args.out.write_text(text)
+    except OSError as error:
+        raise ValueError(f"out: cannot write {args.out}: {error.strerror or error}") from error
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 2 bad input (one line naming the argument), 1 a failure (out of
     memory, a failed write, closed output), 130 / 143 interrupted by SIGINT / SIGTERM."""
@@ -152,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"unrecognized arguments: {' '.join(extra)} (`purejaxvpg {args.command} --help` "
                       "lists what it takes)", 2)
     handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
-               "export": _export, "merge": _merge}[args.command]
+               "export": _export, "merge": _merge, "config": _config}[args.command]
     from purejaxvpg.host.watchdog import Watchdog
 
     previous = _signals_interrupt()

@@ -12,10 +12,10 @@ import argparse
 import dataclasses
 import types
 import typing
-from pathlib import Path
 
 from purejaxvpg.config import Config
 from purejaxvpg.presets import PRESETS
+from purejaxvpg.tools import config_file
 
 
 def _parse_optional_float(text: str) -> float | None:
@@ -105,15 +105,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Config from, by precedence: flags on the command line, the `--config` TOML file,
-    the shipped preset for the env id (with `--preset`), the defaults.
+    """Config from, by precedence: flags on the command line, the `--config` file (TOML, a
+    run's config.json or its run directory: config_file.read), the shipped preset for the
+    env id (with `--preset`), the defaults.
 
     Config flags default to argparse.SUPPRESS, so only flags on the command line are in
     `args` (which lets `--max-grad-norm none` set None).
     """
     values: dict = {}
     if getattr(args, "config", None) is not None:
-        values.update(read_toml(args.config))
+        values.update(config_file.read(args.config))
     values_toml = values.get("env_params", ())
     values.update(
         {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
@@ -128,20 +129,3 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def _pairs(env_params) -> tuple:
     """An [env_params] TOML table (dict) or a tuple of pairs, as pairs."""
     return tuple(env_params.items()) if isinstance(env_params, dict) else tuple(env_params)
-
-
-def read_toml(path: Path) -> dict:
-    """Config fields from a TOML file: top-level keys named like the Config fields."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as error:
-        raise ValueError(f"config: no such file {path}") from error
-    except OSError as error:  # a directory, no permission
-        raise ValueError(f"config: cannot read {path}: {error.strerror or error}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"config: {path} is not valid TOML: {error}") from error

@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="finished runs of one config, base seed and code version, with ranges that neither "
                             "overlap nor leave gaps (any order)")
     merge.add_argument("--out", type=Path, required=True, help="the new run directory")
+
+    config = commands.add_parser("config", help="a run's configuration as a TOML file that --config reads back")
+    config.add_argument("source", type=Path, metavar="RUN_DIR|FILE",
+                        help="a run directory, its config.json, or a TOML file of Config fields")
+    config.add_argument("--format", choices=("toml", "json"), default="toml",
+                        help="toml (default; `--config` reads it) or json (the fields as config.json holds them)")
+    config.add_argument("--out", type=Path, default=None, help="file to write (default: stdout); never replaced")
     return parser
 
 
@@ -166,7 +173,8 @@ CACHE_DEFAULT = "~/.cache/purejaxvpg/jax-cache"
 
 
 def _add_config_source_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
-                        help="Config fields from a TOML file (top-level keys named like the fields); flags override it")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE|RUN_DIR",
+                        help="Config fields from a TOML file (top-level keys named like the fields), a run's "
+                             "config.json, or its run directory; flags override it")
     parser.add_argument("--preset", action="store_true",
                         help="start from the shipped config for --env-id (purejaxvpg.presets.PRESETS)")
