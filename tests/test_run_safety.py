@@ -362,7 +362,7 @@ def test_bad_paths_are_one_clear_error_and_leave_nothing(tmp_path, capsys, monke
         (["--out", str(afile)], "out: .* is a file"),
         (["--out", str(afile / "run")], "out: cannot create .* is a file"),
         (["--out", "/proc/purejaxvpg-test-run"], "out: cannot"),
-        (["--config", str(tmp_path)], "config: cannot read"),
+        (["--config", str(tmp_path)], "config: .* is a directory without config.json"),
         (["--num-seeds", "10000000", "--out", str(tmp_path / "big")], "num_seeds: .* host memory"),
         (["--chunk-size", "10000000", "--out", str(tmp_path / "big")], "chunk_size: at most"),
     ]
