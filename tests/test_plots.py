@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from purejaxvpg.report import plots, stats
+from purejaxvpg.report import comparisons, plots, stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -41,7 +41,7 @@ def test_iqm_band_equals_per_update_bootstrap_ci():
 def test_iqm_band_block_size_does_not_matter(monkeypatch):
     returns = synthetic_returns(16, 5, seed=2)
     whole = plots.iqm_band(returns, reps=100, seed=3)
-    monkeypatch.setattr(plots, "_BLOCK_ELEMENTS", 16 * 3)  # 3 replicates per block
+    monkeypatch.setattr(comparisons, "_BLOCK_ELEMENTS", 16 * 3)  # 3 replicates per block
     for a, b in zip(whole, plots.iqm_band(returns, reps=100, seed=3)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 

@@ -146,6 +146,10 @@ def test_export_in_every_format_whose_library_is_installed(user):
     assert len(lines) == 1 + 2 * 32  # a header, then each seed's 32 updates of episode_return
     run(["export", "vpg=run", "--format", "rliable", "--out", "scores.npz"])
     assert np.load(home / "scores.npz")["vpg"].shape == (2, 1)  # [seeds, envs]
+    done = run(["compare", "a=run", "--out", "compared"])  # matplotlib on the Agg canvas, no display
+    assert "a: iqm [95% CI]" in done.stdout
+    assert {p.name for p in (home / "compared").iterdir()} == {"compare.json", "performance_profile.png",
+                                                              "sample_efficiency.png"}
     try:
         import pandas  # noqa: F401
         import pyarrow  # noqa: F401

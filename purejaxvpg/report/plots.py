@@ -10,57 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from purejaxvpg.report import stats
+from purejaxvpg.report import comparisons
 
 MAX_POINTS = 200
 """The curve is drawn at most at this many evenly spaced updates: a smooth enough line,
 and the bootstrap cost stays bounded however many updates were run."""
-
-# Resampling counts held at once per block of replicates, [num_seeds, block] int32:
-# 1 MiB, small enough to stay in cache while every update reuses it.
-_BLOCK_ELEMENTS = 1 << 18
-
-
-def _bootstrap_iqm(returns: np.ndarray, reps: int, seed: int) -> np.ndarray:
-    """IQM across seeds of `reps` bootstrap resamples of seeds: [reps, num_updates].
-
-    returns: [num_seeds, num_updates]. Each replicate redraws num_seeds seeds with
-    replacement, the same seeds for every update. The draws are those of
-    stats.bootstrap_ci(returns[:, u], stats.iqm, reps, seed=seed) for each u.
-
-    Instead of gathering and partitioning a [reps, seeds, updates] array, each update's
-    returns are sorted once and a replicate is reduced to how often it drew each seed:
-    with v_0 <= ... <= v_{S-1} the sorted returns of one update, c_j how often the seed
-    holding v_j was drawn, C_j = c_0 + ... + c_j and cut = int(S / 4), the resample's
-    sorted values occupy positions [C_{j-1}, C_j) with value v_j, so
-        IQM = sum_j v_j * (clip(C_j, cut, S - cut) - clip(C_{j-1}, cut, S - cut)) / (S - 2 cut)
-    which is one cumulative sum and one dot product per update.
-    """
-    seeds, updates = returns.shape
-    cut = int(0.25 * seeds)  # as stats.iqm / scipy.stats.trim_mean(x, 0.25)
-    keep = seeds - 2 * cut
-    order = np.argsort(returns, axis=0, kind="stable")  # [S, U]
-    ordered = np.take_along_axis(returns, order, axis=0)  # [S, U], each column ascending
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_ELEMENTS // seeds)
-    out = np.empty((reps, updates))
-    for start in range(0, reps, block):
-        n = min(block, reps - start)
-        drawn = rng.integers(0, seeds, size=(n, seeds))  # [n, S] resampled seed ids
-        flat = (drawn + seeds * np.arange(n)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=n * seeds).reshape(n, seeds)
-        counts = np.ascontiguousarray(counts.T, dtype=np.int32)  # [S, n]
-        cum = np.empty((seeds, n), np.int32)
-        weight = np.empty((seeds, n))
-        for u in range(updates):
-            np.take(counts, order[:, u], axis=0, out=cum)  # c_j in ascending-return order
-            np.cumsum(cum, axis=0, out=cum)  # C_j
-            np.clip(cum, cut, seeds - cut, out=cum)
-            weight[0] = cum[0] - cut  # clip(C_{-1} = 0) = cut
-            np.subtract(cum[1:], cum[:-1], out=weight[1:])
-            out[start : start + n, u] = ordered[:, u] @ weight
-    return out / keep
-
 
 def iqm_band(returns, reps: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IQM across seeds at each update, with a 95% bootstrap percentile band.
@@ -79,11 +33,8 @@ def iqm_band(returns, reps: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.n
         raise ValueError("returns must be finite")
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
-    point = stats.iqm(x, axis=0)
-    boot = _bootstrap_iqm(x, reps, seed)
-    # 95% percentile interval: the 2.5% and 97.5% quantiles of the replicate IQMs.
-    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
-    return point, low, high
+    band = comparisons.sample_efficiency(x, reps=reps, seed=seed)  # 95%: the 2.5% and 97.5% quantiles
+    return band.point, band.low, band.high
 
 
 def _evenly_spaced(count: int, limit: int) -> np.ndarray:
@@ -161,3 +112,37 @@ def learning_curve(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
+
+
+def bands(curves: dict, path, xlabel: str, ylabel: str, title: str | None = None, steps_axis: bool = True) -> Path:
+    """One line with its shaded band per label (comparisons.Band) on one axis; write the
+    figure (.png, .pdf or .svg, by the suffix). steps_axis: x ticks as 1M, 500k (not 1e6).
+    Returns the Path written; its parent directories are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bands_figure(curves, xlabel, ylabel, title, steps_axis).savefig(path, dpi=120)
+    return path
+
+
+def bands_figure(curves: dict, xlabel: str, ylabel: str, title: str | None = None, steps_axis: bool = True):
+    """The matplotlib Figure `bands` writes (its lines in the order of `curves`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
+
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, band in curves.items():
+        (line,) = ax.plot(band.x, band.point, label=label)
+        ax.fill_between(band.x, band.low, band.high, color=line.get_color(), alpha=0.25, linewidth=0)
+    if steps_axis:
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,4 @@
-"""Command line: `purejaxvpg train|eval|sweep|bench|export|merge|config`.
+"""Command line: `purejaxvpg train|eval|sweep|bench|export|compare|merge|config`.
 
   purejaxvpg train --env-id CartPole-v1 --num-seeds 8 [--out RUN_DIR] [--config run.toml]
   purejaxvpg train --resume RUN_DIR
@@ -6,6 +6,7 @@
   purejaxvpg sweep --env-id CartPole-v1 --grid policy_lr=3e-4,1e-3,3e-3 --num-seeds 16
   purejaxvpg bench [--scenario cartpole-500k] [--num-seeds 1,16,256] [--devices 1,2,4,8]
   purejaxvpg export RUN_DIR [LABEL=RUN_DIR ...] --format rliable|csv|parquet [--out FILE]
+  purejaxvpg compare LABEL=RUN_DIR ... [--baseline LABEL] [--out DIR]  (aggregates, P(improvement), figures)
   purejaxvpg merge RUN_DIR RUN_DIR ... --out RUN_DIR   (runs of --seed-start ranges as one run)
   purejaxvpg config RUN_DIR [--format toml|json]        (a run's config; `--config` reads it back)
 
@@ -138,6 +139,12 @@ def _export(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from purejaxvpg.tools import compare
+
+    return compare.command(args)
+
+
 def _merge(args) -> int:
     from purejaxvpg.tools import merge
 
@@ -181,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"unrecognized arguments: {' '.join(extra)} (`purejaxvpg {args.command} --help` "
                       "lists what it takes)", 2)
     handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
-               "export": _export, "merge": _merge, "config": _config}[args.command]
+               "export": _export, "merge": _merge, "config": _config,
+               "compare": _compare}[args.command]
     from purejaxvpg.host.watchdog import Watchdog
 
     previous = _signals_interrupt()

@@ -138,6 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
                             "overlap nor leave gaps (any order)")
     merge.add_argument("--out", type=Path, required=True, help="the new run directory")
 
+    compare = commands.add_parser(
+        "compare", help="runs of several algorithms or settings: aggregates, probability of improvement, figures")
+    compare.add_argument("run_dirs", nargs="+", metavar="[LABEL=]RUN_DIR",
+                         help="finished runs; LABEL (default: the directory's name) names the algorithm or setting: "
+                              "one run per environment per label")
+    compare.add_argument("--baseline", default=None, metavar="LABEL",
+                         help="the label the others are compared with (default: the first)")
+    compare.add_argument("--metric", default="episode_return", help="the score: each seed's last value of this metric "
+                         "(default: episode_return; eval_return_greedy for a run with --eval-every)")
+    compare.add_argument("--gap-target", type=float, default=None, metavar="SCORE",
+                         help="also the optimality gap: the mean shortfall of runs below SCORE")
+    compare.add_argument("--score-range", action="append", default=[], metavar="ENV=LOW:HIGH",
+                         help="normalise ENV's scores so LOW is 0 and HIGH is 1 (repeat; needed for several "
+                              "environments)")
+    compare.add_argument("--out", type=Path, default=None,
+                         help="a new folder for compare.json, performance_profile.png and sample_efficiency.png")
+    compare.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default: 2000)")
+    compare.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default: 0)")
+
     config = commands.add_parser("config", help="a run's configuration as a TOML file that --config reads back")
     config.add_argument("source", type=Path, metavar="RUN_DIR|FILE",
                         help="a run directory, its config.json, or a TOML file of Config fields")
