@@ -150,6 +150,8 @@ def test_export_in_every_format_whose_library_is_installed(user):
     assert "a: iqm [95% CI]" in done.stdout
     assert {p.name for p in (home / "compared").iterdir()} == {"compare.json", "performance_profile.png",
                                                               "sample_efficiency.png"}
+    run(["plot", "a=run", "--smooth", "3", "--out", "curves.pdf"])
+    assert (home / "curves.pdf").read_bytes()[:5] == b"%PDF-"
     try:
         import pandas  # noqa: F401
         import pyarrow  # noqa: F401

@@ -126,23 +126,51 @@ def bands(curves: dict, path, xlabel: str, ylabel: str, title: str | None = None
 
 def bands_figure(curves: dict, xlabel: str, ylabel: str, title: str | None = None, steps_axis: bool = True):
     """The matplotlib Figure `bands` writes (its lines in the order of `curves`)."""
+    return panels_figure({title: curves}, xlabel, ylabel, steps_axis)
+
+
+def panels_figure(panels: dict, xlabel: str, ylabel: str, steps_axis: bool = True, points: frozenset = frozenset()):
+    """One axis per panel (title -> {label: comparisons.Band}), side by side, each band a line
+    with its shaded interval; labels in `points` are drawn as markers with error bars (an
+    evaluation, taken at a few steps). steps_axis: x ticks as 1M, 500k (not 1e6)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import EngFormatter
 
-    fig = Figure(figsize=(7, 4.5))
+    fig = Figure(figsize=(7.0 if len(panels) == 1 else 5.5 * len(panels), 4.5))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for label, band in curves.items():
-        (line,) = ax.plot(band.x, band.point, label=label)
-        ax.fill_between(band.x, band.low, band.high, color=line.get_color(), alpha=0.25, linewidth=0)
-    if steps_axis:
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title is not None:
-        ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for label, band in curves.items():
+            if label in points:
+                error = [np.asarray(band.point) - band.low, np.asarray(band.high) - band.point]
+                ax.errorbar(band.x, band.point, yerr=error, fmt="o", capsize=3, label=label)
+                continue
+            (line,) = ax.plot(band.x, band.point, label=label)
+            ax.fill_between(band.x, band.low, band.high, color=line.get_color(), alpha=0.25, linewidth=0)
+        if steps_axis:
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_xlabel(xlabel)
+        if title is not None:
+            ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
     fig.tight_layout()
     return fig
+
+
+def smooth(values, window: int) -> np.ndarray:
+    """A centred moving average along the last axis, the window shrinking at the ends, so
+    nothing moves in x: out[p] = mean(values[p - h .. p + h]) within bounds, h = window // 2.
+    window: odd, >= 1 (1: unchanged)."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"smooth: the window must be an odd number >= 1, got {window}")
+    x = np.asarray(values, dtype=float)
+    h = window // 2
+    if h == 0:
+        return x.copy()
+    n = x.shape[-1]
+    sums = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+    lo, hi = np.maximum(np.arange(n) - h, 0), np.minimum(np.arange(n) + h + 1, n)
+    return (sums[..., hi] - sums[..., lo]) / (hi - lo)

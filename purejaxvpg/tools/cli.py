@@ -1,4 +1,4 @@
-"""Command line: `purejaxvpg train|eval|sweep|bench|export|compare|merge|config`.
+"""Command line: `purejaxvpg train|eval|sweep|bench|export|compare|plot|merge|config`.
 
   purejaxvpg train --env-id CartPole-v1 --num-seeds 8 [--out RUN_DIR] [--config run.toml]
   purejaxvpg train --resume RUN_DIR
@@ -7,6 +7,7 @@
   purejaxvpg bench [--scenario cartpole-500k] [--num-seeds 1,16,256] [--devices 1,2,4,8]
   purejaxvpg export RUN_DIR [LABEL=RUN_DIR ...] --format rliable|csv|parquet [--out FILE]
   purejaxvpg compare LABEL=RUN_DIR ... [--baseline LABEL] [--out DIR]  (aggregates, P(improvement), figures)
+  purejaxvpg plot LABEL=RUN_DIR ... [--metric M] [--smooth N] [--out fig.pdf]  (IQM curves, a panel per env)
   purejaxvpg merge RUN_DIR RUN_DIR ... --out RUN_DIR   (runs of --seed-start ranges as one run)
   purejaxvpg config RUN_DIR [--format toml|json]        (a run's config; `--config` reads it back)
 
@@ -145,6 +146,12 @@ def _compare(args) -> int:
     return compare.command(args)
 
 
+def _plot(args) -> int:
+    from purejaxvpg.tools import plot
+
+    return plot.command(args)
+
+
 def _merge(args) -> int:
     from purejaxvpg.tools import merge
 
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                       "lists what it takes)", 2)
     handler = {"train": train_command.train, "eval": _eval, "sweep": _sweep, "bench": _bench,
                "export": _export, "merge": _merge, "config": _config,
-               "compare": _compare}[args.command]
+               "compare": _compare, "plot": _plot}[args.command]
     from purejaxvpg.host.watchdog import Watchdog
 
     previous = _signals_interrupt()

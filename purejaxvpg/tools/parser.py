@@ -157,6 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default: 2000)")
     compare.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default: 0)")
 
+    plot = commands.add_parser(
+        "plot", help="runs side by side: one IQM curve with its 95%% band per run, a panel per environment")
+    plot.add_argument("run_dirs", nargs="+", metavar="[LABEL=]RUN_DIR",
+                      help="finished runs; LABEL (default: the directory's name) is the legend's; one panel per "
+                           "environment")
+    plot.add_argument("--metric", default="episode_return",
+                      help="a metric of metrics.npz (default: episode_return; eval_return_greedy and the other "
+                           "eval_* are drawn as points at the evaluations)")
+    plot.add_argument("--smooth", type=int, default=1, metavar="N",
+                      help="centred moving average over N points (odd) of each seed's curve (default: 1, none)")
+    plot.add_argument("--x", default="env_steps", metavar="env_steps|updates|seconds",
+                      help="the x axis (default: env_steps per seed)")
+    plot.add_argument("--out", type=Path, default=Path("plot.png"),
+                      help="the figure: .png, .pdf or .svg (default: plot.png); never replaced without --force")
+    plot.add_argument("--force", action="store_true", help="replace an existing --out")
+
     config = commands.add_parser("config", help="a run's configuration as a TOML file that --config reads back")
     config.add_argument("source", type=Path, metavar="RUN_DIR|FILE",
                         help="a run directory, its config.json, or a TOML file of Config fields")
