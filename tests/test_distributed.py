@@ -193,3 +193,39 @@ def test_bad_distributed_settings_are_refused_naming_the_field(settings, field, 
 def test_distributed_flags_need_distributed(tmp_path, capsys):
     assert cli.main(["train", "--process-id", "0", "--out", str(tmp_path / "run")]) == 2
     assert "--process-id need --distributed" in capsys.readouterr().err
+
+
+LINGER = """import sys, time
+from purejaxvpg.tools import cli
+delay = float(sys.argv.pop())
+main = cli.main
+def lingering(argv=None):  # this process reaches its exit later than the coordinator does
+    code = main(argv)
+    time.sleep(delay)
+    return code
+cli.main = lingering
+sys.exit(cli.run())
+"""
+
+
+@pytest.mark.slow  # two processes compile: ~40 s on 2 cores
+def test_after_sigterm_the_coordinator_waits_for_a_slower_process(tmp_path):
+    """Process 0 hosts jax's coordination service: had it left at once after an interruption
+    (os._exit), process 1, still on its way out, would be aborted by jax (exit -6: a CI flake)."""
+    if not _gloo():
+        pytest.skip("this jaxlib has no gloo CPU collectives")
+    port, cache = _free_port(), tmp_path / "cache"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    pair = []
+    for i in range(2):
+        argv = ["train", *ARGS, "--checkpoint-every", "2", "--out", "run", "--distributed", "--coordinator-address",
+                f"localhost:{port}", "--num-processes", "2", "--process-id", str(i), "--heartbeat-timeout",
+                str(HEARTBEAT), "3" if i == 1 else "0"]
+        out, err = open(tmp_path / f"{i}.out", "w"), open(tmp_path / f"{i}.err", "w")
+        STARTED.append(subprocess.Popen([sys.executable, "-c", LINGER, *argv], cwd=tmp_path, env=env, stdout=out,
+                                        stderr=err))
+        pair.append(STARTED[-1])
+    _after_checkpoint(pair, tmp_path / "run" / "checkpoints", 0, tmp_path, "")
+    pair[1].send_signal(signal.SIGTERM)
+    codes = [p.wait(WAIT) for p in pair]
+    assert codes == [143, 143], _text(tmp_path, "1.err")[-2000:]

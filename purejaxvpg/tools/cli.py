@@ -261,6 +261,29 @@ def _detach_stdout() -> None:
         pass
 
 
+def _leave_distributed_run(wait_seconds: float = 30.0) -> None:
+    """Before os._exit: pass jax.distributed's shutdown barrier, as a normal exit would. Without
+    it the coordinator (process 0) could exit while another process still polled it, which
+    jax answers by aborting that process (exit -6 instead of 143: a CI flake). Waits at most
+    `wait_seconds` (a lost process never arrives) and gives up on a second signal."""
+    jax = sys.modules.get("jax")
+    if jax is None or not jax.distributed.is_initialized():
+        return
+
+    def shutdown():
+        try:
+            jax.distributed.shutdown()
+        except Exception:  # a lost process: the others are ending anyway
+            pass
+
+    waiter = threading.Thread(target=shutdown, daemon=True)
+    waiter.start()
+    try:
+        waiter.join(wait_seconds)
+    except BaseException:  # "send it again to stop at once"
+        pass
+
+
 def run() -> int:
     """The console script: `main`, and after an interruption (exit 130 / 143) an exit that
     skips the interpreter's finalization. A signal can stop jax in the middle of a compile,
@@ -269,6 +292,7 @@ def run() -> int:
     closed by the time main returns."""
     code = main()
     if code in (130, 143):
+        _leave_distributed_run()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
