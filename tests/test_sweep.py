@@ -100,7 +100,7 @@ def test_sweep_out_that_cannot_be_written_is_refused_before_the_work(where, tmp_
     assert capsys.readouterr().err.startswith(f"purejaxvpg: error: out: {out} {where}; pass a path in a directory.")
 
 
-@pytest.mark.parametrize("held", ["sweep.json", "sweep.csv"])
+@pytest.mark.parametrize("held", ["sweep.json", "sweep.csv", "settings"])
 def test_sweep_out_holding_an_earlier_sweep_is_refused_before_the_work(held, tmp_path, capsys, monkeypatch):
     (tmp_path / held).write_text("an earlier sweep")
     forbid_compiling(monkeypatch)
@@ -112,7 +112,7 @@ def test_sweep_out_holding_an_earlier_sweep_is_refused_before_the_work(held, tmp
 
 def test_a_sweep_result_never_replaces_an_earlier_sweep(swept, tmp_path):
     """From Python too, and even when the earlier one appears after the check (exclusive create)."""
-    first = [p.read_text() for p in swept.write(tmp_path / "one")]
+    first = [p.read_text() for p in swept.write(tmp_path / "one") if p.is_file()]
     with pytest.raises(ValueError, match="already holds a sweep"):
         swept.write(tmp_path / "one")
     assert [p.read_text() for p in ((tmp_path / "one") / n for n in sweep.SWEEP_FILES)] == first
@@ -134,7 +134,7 @@ def test_sweep_writes_csv_and_strict_json(swept, tmp_path):
     from scipy import stats as sps
 
     paths = swept.write(tmp_path)
-    assert [p.name for p in paths] == ["sweep.json", "sweep.csv"]
+    assert [p.name for p in paths] == ["sweep.json", "sweep.csv", "settings"]
     record = json.loads(paths[0].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert len(record["settings"]) == len(SETTINGS)
     with open(paths[1]) as handle:
@@ -195,3 +195,45 @@ def test_a_sweep_reports_its_compile_and_every_chunk(capsys):
     result = sweep.run(BASE, SETTINGS, num_seeds=2, seed=3, reps=50, chunk_size=2,
                        on_chunk=lambda done, total, seconds: calls.append((done, total)))
     assert calls == [(0, 4), (2, 4), (4, 4)] and result.final_returns.shape == (2, 2)
+
+
+def test_each_setting_is_written_as_a_run_directory_of_its_curves(swept, tmp_path):
+    from purejaxvpg.host import rundir
+    from purejaxvpg.tools import export
+
+    swept.write(tmp_path / "sw")
+    alone = pjv.train(dataclasses.replace(BASE, **SETTINGS[1]), num_seeds=2, seed=3)  # independent of the sweep
+    config, run = rundir.read_config(tmp_path / "sw" / "settings" / "001")
+    assert config == dataclasses.replace(BASE, **SETTINGS[1]) and run["seed"] == 3 and run["num_seeds"] == 2
+    with np.load(tmp_path / "sw" / "settings" / "001" / "metrics.npz") as data:
+        for name, values in alone.metrics.items():
+            np.testing.assert_allclose(data[name], values, rtol=2e-4, atol=2e-4, err_msg=name)
+    runs = export.load_runs(tmp_path / "sw", "g")
+    assert [r.label for r in runs] == ["g[policy_lr=0.001,value_iters=10,gamma=0.99]",
+                                       "g[policy_lr=0.005,value_iters=3,gamma=0.9]"]
+
+
+def test_plot_compare_and_export_read_a_sweep_as_its_settings(swept, tmp_path, capsys):
+    swept.write(tmp_path / "sw")
+    assert cli.main(["compare", str(tmp_path / "sw"), "--reps", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "P(sw[policy_lr=0.005,value_iters=3,gamma=0.9] > sw[policy_lr=0.001,value_iters=10,gamma=0.99])" in printed
+    assert cli.main(["export", str(tmp_path / "sw"), "--format", "csv", "--out", str(tmp_path / "sw.csv")]) == 0
+    lines = (tmp_path / "sw.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2 * BASE.num_updates  # 2 settings x 2 seeds x every update
+    assert cli.main(["plot", str(tmp_path / "sw"), "--out", str(tmp_path / "sw.png")]) == 0
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "sweep.json").write_text('{"settings": []}')
+    assert cli.main(["plot", str(tmp_path / "lone"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "without its settings/ folder" in capsys.readouterr().err
+
+
+def test_rank_auc_orders_settings_by_the_iqm_of_mean_returns(swept, tmp_path):
+    from scipy import stats as sps
+
+    by_area = dataclasses.replace(swept, rank_by="auc")
+    curves = swept.result.metrics["episode_return"].reshape(len(SETTINGS), 2, -1)
+    areas = [sps.trim_mean(c.mean(axis=1), 0.25) for c in curves]  # per seed: the mean over updates
+    assert by_area.ranking() == sorted(range(len(SETTINGS)), key=lambda i: -areas[i])
+    np.testing.assert_allclose(by_area.areas(), areas, rtol=1e-6)
+    assert "(--rank auc)" in by_area.table()

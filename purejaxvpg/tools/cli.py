@@ -92,7 +92,7 @@ def _sweep(args) -> int:
     if args.out is not None:  # made only once every setting is valid
         writable_folder(args.out)
     result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices,
-                       on_chunk=training)
+                       on_chunk=training, rank_by=args.rank)
     print(result.table())
     if args.out is not None:
         paths = result.write(args.out)
@@ -127,7 +127,7 @@ def _export(args) -> int:
         export.check_out(out, args.format, args.force)
     if args.format == "parquet":
         export.parquet_library()  # before reading the runs
-    runs = [export.load_run(path, label) for label, path in map(export.parse_run_arg, args.run_dirs)]
+    runs = export.load_arguments(args.run_dirs)
     if args.format == "rliable":
         data = export.rliable_scores(runs, metrics[0], at)
     else:

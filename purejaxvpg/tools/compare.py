@@ -163,7 +163,7 @@ def command(args: argparse.Namespace) -> int:
         raise ValueError(f"reps: must be >= 1, got {args.reps}.")
     if args.out is not None and args.out.exists() and any(args.out.iterdir()):
         raise ValueError(f"out: {args.out} is not empty; give a new folder.")
-    runs = [export.load_run(path, label) for label, path in map(export.parse_run_arg, args.run_dirs)]
+    runs = export.load_arguments(args.run_dirs)
     record = compare(runs, args.metric, args.baseline, args.gap_target, ranges, reps=args.reps, seed=args.seed)
     print(table(record))
     if args.out is not None:

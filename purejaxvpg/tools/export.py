@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import fcntl
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -130,6 +131,32 @@ def load_run(path, label: str | None = None) -> Run:
         raise ValueError(f"run_dir: {npz} holds no env_steps (not written by purejaxvpg train).")
     return Run(label or path.absolute().name, path, config.env_id, config.eval_every, arrays,
                _diverged(path, arrays))
+
+
+def load_runs(path, label: str | None = None) -> list[Run]:
+    """A run directory as [Run]; a sweep's directory (`sweep --out`) as one Run per setting,
+    labelled LABEL[setting] (LABEL: the directory's name by default), in the sweep's order."""
+    path = Path(path)
+    index = path / "sweep.json"
+    if not index.is_file():
+        return [load_run(path, label)]
+    from purejaxvpg.tools.sweep import SETTINGS_DIR, setting_label
+
+    try:
+        record = json.loads(index.read_text())
+        entries = sorted(record["settings"], key=lambda e: e["run_dir"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"run_dir: {index} is damaged or from a sweep that kept no curves "
+                         f"({type(error).__name__}: {error}); rerun the sweep with --out.") from error
+    base = label or path.absolute().name
+    if not (path / SETTINGS_DIR).is_dir():
+        raise ValueError(f"run_dir: {path} is a sweep without its {SETTINGS_DIR}/ folder of curves.")
+    return [load_run(path / e["run_dir"], f"{base}[{setting_label(e['setting'])}]") for e in entries]
+
+
+def load_arguments(items: list[str]) -> list[Run]:
+    """The runs of the command line's [LABEL=]RUN_DIR arguments, a sweep's settings included."""
+    return [run for label, path in map(parse_run_arg, items) for run in load_runs(path, label)]
 
 
 def _unfinished(path: Path) -> str:

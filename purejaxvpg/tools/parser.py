@@ -89,11 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--range", action="append", metavar="NAME=LOW:HIGH[:log]",
                        help="sampling range of one hyperparameter (log: log-uniform)")
     sweep.add_argument("--num-seeds", type=int, default=8, help="seeds per setting (default: 8)")
+    sweep.add_argument("--rank", choices=("final", "auc"), default="final",
+                       help="rank settings by the IQM of their final returns (default) or of each run's mean "
+                            "return over all updates (auc: the area under the learning curve)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     sweep.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
     sweep.add_argument("--out", type=Path, default=None,
-                       help="write sweep.json (every run) and sweep.csv (one row per setting: its "
-                       "hyperparameters, diverged runs, IQM / mean / median with 95%% CIs) into this folder")
+                       help="write sweep.json (every run), sweep.csv (one row per setting: its "
+                       "hyperparameters, diverged runs, IQM / mean / median with 95%% CIs) and settings/NNN/ (each "
+                       "setting's curves as a run directory: plot, compare and export read the folder)")
     _add_compile_cache_flag(sweep, CACHE_DEFAULT)
     _add_config_source_flags(sweep)
     flags.add_config_flags(sweep)

@@ -70,7 +70,7 @@ def command(args: argparse.Namespace) -> int:
     export.check_writable(args.out)
     if args.smooth < 1 or args.smooth % 2 == 0:
         raise ValueError(f"smooth: an odd number of points >= 1, got {args.smooth}.")
-    runs = [export.load_run(path, label) for label, path in map(export.parse_run_arg, args.run_dirs)]
+    runs = export.load_arguments(args.run_dirs)
     panels = curves(runs, args.metric, args.x, args.smooth)
     evaluation = args.metric in EVAL_METRIC_NAMES
     points = frozenset(label for panel in panels.values() for label in panel) if evaluation else frozenset()

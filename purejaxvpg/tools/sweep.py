@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import itertools
 import math
+import types
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -178,11 +179,24 @@ class SweepResult:
     diverged_at: np.ndarray  # [num_settings, num_seeds], first non-finite update, -1: finite
     summaries: list[dict]  # per setting: name -> stats.Interval over its finite runs; {} if none
     result: TrainResult  # runs in order setting-major: run i = setting i // S, seed i % S
+    seed: int = 0  # the base seed: seed j of every setting is seed_keys(seed, S)[j]
+    rank_by: str = "final"  # "final": the IQM of the final returns; "auc": of each run's mean return
 
     def ranking(self) -> list[int]:
-        """Setting indices, best IQM first; settings whose every run diverged last."""
+        """Setting indices, best first by `rank_by`; settings whose every run diverged last."""
+        if self.rank_by == "auc":
+            scores = self.areas()
+            return sorted(range(len(self.settings)), key=lambda i: -scores[i] if np.isfinite(scores[i]) else math.inf)
         return sorted(range(len(self.settings)),
                       key=lambda i: -self.summaries[i]["iqm"].point if self.summaries[i] else math.inf)
+
+    def areas(self) -> np.ndarray:
+        """Per setting, the IQM over its finite runs of each run's mean episode return over all
+        updates (the area under its learning curve per update); NaN if every run diverged."""
+        G, S = len(self.settings), self.num_seeds
+        mean_return = self.result.metrics["episode_return"].reshape(G, S, -1).mean(axis=-1)
+        return np.array([stats.iqm(m[d < 0]) if (d < 0).any() else np.nan
+                         for m, d in zip(mean_return, self.diverged_at)])
 
     def table(self) -> str:
         names = list(self.settings[0])
@@ -203,7 +217,10 @@ class SweepResult:
         diverged = int((self.diverged_at >= 0).sum())
         footer = (
             f"{self.config.env_id}: {len(self.settings)} settings x {self.num_seeds} seeds, "
-            f"final-update return; compile {r.compile_seconds:.1f} s, run {r.run_seconds:.1f} s"
+            f"final-update return; ranked by "
+            + ("the IQM of each run's mean return over all updates (--rank auc)" if self.rank_by == "auc"
+               else "its IQM")
+            + f"; compile {r.compile_seconds:.1f} s, run {r.run_seconds:.1f} s"
             + (f"\n{diverged} of {self.diverged_at.size} runs diverged (non-finite metrics or "
                "parameters) and are left out of their setting's statistics" if diverged else "")
         )
@@ -226,14 +243,19 @@ class SweepResult:
             "num_seeds": self.num_seeds,
             "compile_seconds": self.result.compile_seconds,
             "run_seconds": self.result.run_seconds,
+            "seed": self.seed,
+            "ranked_by": self.rank_by,
             "settings": [
                 {"setting": self.settings[i],
+                 "run_dir": str(Path(SETTINGS_DIR) / setting_name(i)),
                  "final_returns": self.final_returns[i].tolist(),
                  "diverged_at_update": self.diverged_at[i].tolist(),  # per seed, -1: finite
-                 **{k: dataclasses.asdict(v) for k, v in self.summaries[i].items()}}
+                 **{k: dataclasses.asdict(v) for k, v in self.summaries[i].items()},
+                 **({"auc_iqm": rundir.finite(float(self.areas()[i]))} if self.rank_by == "auc" else {})}
                 for i in self.ranking()
             ],
         }
+        self.write_settings(out)
         json_path = out / "sweep.json"
         with open(json_path, "x") as handle:  # "x": another sweep's file is never replaced
             handle.write(rundir.json_text(record))
@@ -250,10 +272,41 @@ class SweepResult:
                 cells = [getattr(s[n], f) if s else "" for n in stat_names for f in ("point", "low", "high")]
                 writer.writerow([rank, *self.hyperparameters(i).values(), self.num_seeds,
                                  int((self.diverged_at[i] >= 0).sum()), *cells])
-        return [json_path, csv_path]
+        return [json_path, csv_path, out / SETTINGS_DIR]
+
+    def write_settings(self, out: Path) -> None:
+        """OUT/settings/NNN/: each setting as a run directory (config.json with the setting's
+        hyperparameters, metrics.npz, metrics.csv), so plot, compare and export read a sweep's
+        curves and evaluations as they read runs (export.load_runs)."""
+        S = self.num_seeds
+        for i, setting in enumerate(self.settings):
+            where = Path(out) / SETTINGS_DIR / setting_name(i)
+            where.mkdir(parents=True)
+            rows = slice(i * S, (i + 1) * S)
+            part = types.SimpleNamespace(
+                metrics={k: v[rows] for k, v in self.result.metrics.items()},
+                eval_metrics={k: v[rows] for k, v in self.result.eval_metrics.items()},
+                eval_env_steps=self.result.eval_env_steps)
+            config = dataclasses.replace(self.config, **setting)
+            rundir.write_config(where, config, {"num_seeds": S, "seed": self.seed, "sweep_setting": i,
+                                                "setting": setting})
+            diverged = {str(j): int(u) for j, u in enumerate(self.diverged_at[i]) if u >= 0}
+            rundir.write_results(where, {"diverged": {"count": len(diverged), "of": S, "at_update": diverged}})
+            rundir.write_metrics(where, part)
 
 
 SWEEP_FILES = ("sweep.json", "sweep.csv")
+SETTINGS_DIR = "settings"
+
+
+def setting_name(i: int) -> str:
+    """The folder of setting i (its index in the sweep, not its rank) under OUT/settings/."""
+    return f"{i:03d}"
+
+
+def setting_label(setting: dict) -> str:
+    """'policy_lr=0.001,value_lr=0.003': a setting as plot's and compare's legends name it."""
+    return ",".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items())
 
 
 def check_new_out(out, name: str = "out") -> None:
@@ -261,14 +314,15 @@ def check_new_out(out, name: str = "out") -> None:
     results are never replaced (as `train --out` never replaces a run), or when it is, or
     lies under, a file. Writes nothing."""
     not_under_a_file(out, name)
-    held = [f for f in SWEEP_FILES if (Path(out) / f).exists()]
+    held = [f for f in (*SWEEP_FILES, SETTINGS_DIR) if (Path(out) / f).exists()]
     if held:
         raise ValueError(f"{name}: {out} already holds a sweep ({', '.join(held)}); pass another --out, "
                          "or move those files away first.")
 
 
 def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
-        reps: int = 2000, devices=None, chunk_size: int | None = None, on_chunk=None) -> SweepResult:
+        reps: int = 2000, devices=None, chunk_size: int | None = None, on_chunk=None,
+        rank_by: str = "final") -> SweepResult:
     """Train every setting x seed in one jitted, vmapped call and summarise each setting.
     A run that diverges (non-finite metrics or parameters) is left out of its setting's
     statistics and counted in `diverged_at`. `devices`, `chunk_size`, `on_chunk`
@@ -286,7 +340,8 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
                    on_chunk=on_chunk)
     final = result.metrics["episode_return"][:, -1].reshape(G, S)
     diverged_at = result.diverged_at.reshape(G, S)
-    return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result)
+    return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result,
+                       seed=seed, rank_by=rank_by)
 
 
 def summarize(final: np.ndarray, diverged_at: np.ndarray, reps: int = 2000) -> list[dict]:
