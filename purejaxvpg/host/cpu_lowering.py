@@ -5,9 +5,9 @@ of 5 iterations, to keep other programs' compiles short. In our training program
 is 5 small while loops inside every rollout step (key split, action sample, the
 environment's step and auto-reset), 25 loop iterations of ~16 tiny ops each per step: more
 than the step's own ~75 ops. Unrolled, each hash is one fused kernel. Same bits (the same
-20 rounds, tested); 2-core CPU, cartpole-500k, value_iters=1: compile 3.6 -> 3.2 s at 1
-seed and 4.6 -> 3.2 s at 16 seeds, run time 1.29x faster at 1 seed, 1.07x at 16
-(benchmarks/results/cpu-2core-where-time-goes.md).
+20 rounds, tested); 2-core CPU, cartpole-500k, value_iters=1, medians of interleaved
+repeats: compile 3.6 -> 3.4 s at 1 seed and 5.0 -> 3.4 s at 16 seeds, run time 1.31x faster
+at 1 seed, 1.17x at 16 (benchmarks/results/cpu-2core-where-time-goes.md).
 
 JAX has no public switch for this, so `unrolled_threefry` swaps the registered CPU lowering
 rule (jax._src, checked on entry) only while our programs lower, and puts the previous

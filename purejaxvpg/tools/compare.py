@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from purejaxvpg.report import comparisons, stats, summary
+from purejaxvpg.report import comparisons, plots, stats, summary
 from purejaxvpg.tools import export
 
 PROFILE_POINTS = 101  # thresholds of the performance profile, evenly spaced over the scores
@@ -108,14 +108,10 @@ def _curves(runs, metric: str, tasks: list[str], ranges: dict, reps: int, seed: 
         if any(s != steps[0] for s in steps):
             out[label] = {"skipped": f"its runs of {', '.join(tasks)} were measured at different env steps"}
             continue
-        keep = _evenly_spaced(c.shape[-1])
+        keep = plots._evenly_spaced(c.shape[-1], plots.MAX_POINTS)
         out[label] = _band(comparisons.sample_efficiency(c[..., keep], x=np.asarray(steps[0])[keep], reps=reps,
                                                          seed=seed))
     return out
-
-
-def _evenly_spaced(count: int, limit: int = 200) -> np.ndarray:
-    return np.arange(count) if count <= limit else np.unique(np.linspace(0, count - 1, limit).round().astype(int))
 
 
 def table(record: dict) -> str:
@@ -137,8 +133,6 @@ def table(record: dict) -> str:
 
 def write_figures(record: dict, out: Path) -> list[Path]:
     """compare.json, performance_profile.png, sample_efficiency.png (when any curve was drawn)."""
-    from purejaxvpg.report import plots
-
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "compare.json"]
     written[0].write_text(json.dumps(record, indent=1) + "\n")

@@ -65,9 +65,7 @@ def command(args: argparse.Namespace) -> int:
     export.check_metrics([args.metric], allow_all=False)
     if args.out.suffix.lower() not in SUFFIXES:
         raise ValueError(f"out: {args.out} must end in {', '.join(SUFFIXES)} (the figure's format).")
-    if args.out.exists() and not args.force:
-        raise ValueError(f"out: {args.out} exists; give another file or --force.")
-    export.check_writable(args.out)
+    export.check_out(args.out, "plot", args.force)  # not a directory, new unless --force, writable
     if args.smooth < 1 or args.smooth % 2 == 0:
         raise ValueError(f"smooth: an odd number of points >= 1, got {args.smooth}.")
     runs = export.load_arguments(args.run_dirs)

@@ -238,6 +238,7 @@ class SweepResult:
         out = Path(out)
         check_new_out(out)
         out.mkdir(parents=True, exist_ok=True)
+        areas = self.areas() if self.rank_by == "auc" else None
         record = {
             "config": dataclasses.asdict(self.config),
             "num_seeds": self.num_seeds,
@@ -251,11 +252,10 @@ class SweepResult:
                  "final_returns": self.final_returns[i].tolist(),
                  "diverged_at_update": self.diverged_at[i].tolist(),  # per seed, -1: finite
                  **{k: dataclasses.asdict(v) for k, v in self.summaries[i].items()},
-                 **({"auc_iqm": rundir.finite(float(self.areas()[i]))} if self.rank_by == "auc" else {})}
+                 **({"auc_iqm": rundir.finite(float(areas[i]))} if areas is not None else {})}
                 for i in self.ranking()
             ],
         }
-        self.write_settings(out)
         json_path = out / "sweep.json"
         with open(json_path, "x") as handle:  # "x": another sweep's file is never replaced
             handle.write(rundir.json_text(record))
@@ -272,6 +272,7 @@ class SweepResult:
                 cells = [getattr(s[n], f) if s else "" for n in stat_names for f in ("point", "low", "high")]
                 writer.writerow([rank, *self.hyperparameters(i).values(), self.num_seeds,
                                  int((self.diverged_at[i] >= 0).sum()), *cells])
+        self.write_settings(out)  # after the summaries: the ranked results are on disk first
         return [json_path, csv_path, out / SETTINGS_DIR]
 
     def write_settings(self, out: Path) -> None:
