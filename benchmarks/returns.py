@@ -87,14 +87,14 @@ def random_policy_returns(config: pjv.Config, num_seeds: int, episodes: int, see
 
 def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> dict:
     config = pjv.Config.preset(env_id)
-    # one evaluation, after the last update, inside the jitted run
-    config = dataclasses.replace(config, eval_every=config.num_updates, eval_episodes=eval_episodes)
+    # the final evaluation, after the last update, inside the jitted run (Config.final_eval)
+    config = dataclasses.replace(config, final_eval=True, eval_episodes=eval_episodes)
     start = time.perf_counter()
     result = pjv.train(config, num_seeds=num_seeds, seed=seed)
     wall = time.perf_counter() - start
     final = result.metrics["episode_return"][:, -1]
-    greedy = result.eval_metrics["eval_return_greedy"][:, -1]
-    stochastic = result.eval_metrics["eval_return_stochastic"][:, -1]
+    greedy = result.final_eval["eval_return_greedy"]
+    stochastic = result.final_eval["eval_return_stochastic"]
     summary = lambda x: {k: dataclasses.asdict(v) for k, v in stats.aggregate(x).items()}  # noqa: E731
     random_start = time.perf_counter()
     random = random_policy_returns(config, num_seeds, eval_episodes, seed)

@@ -211,6 +211,11 @@ class Config:
         "Steps after which an evaluation episode is cut and counted with its return so far; 0: the "
         f"environment's time limit (max_steps_in_episode), at most {EVAL_STEPS_CAP:,}.",
     )
+    final_eval: bool = _field(
+        True,
+        "Evaluate eval_episodes episodes per seed (greedy and stochastic) after the last update, inside the "
+        "compiled run, whatever eval_every is: the number a run reports. False skips it (benchmarks).",
+    )
 
     def __post_init__(self):
         # numpy scalars (np.int64(8) from np.arange, ...) are the plain numbers they hold:
@@ -239,6 +244,11 @@ class Config:
     def num_evals(self) -> int:
         """Evaluations during training: after updates eval_every, 2 * eval_every, ..."""
         return self.num_updates // self.eval_every if self.eval_every else 0
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the compiled run plays evaluation episodes at all (in-run or final)."""
+        return bool(self.eval_every or self.final_eval)
 
     @classmethod
     def preset(cls, env_id: str, **overrides) -> Config:
@@ -349,7 +359,7 @@ class Config:
         require_finite_number("log_std_init", self.log_std_init, low=-20.0, high=2.0)
         for name in (
             "normalize_advantages", "anneal_lr", "learn_log_std",
-            "normalize_obs", "scale_rewards", "rescale_actions",
+            "normalize_obs", "scale_rewards", "rescale_actions", "final_eval",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be True or False, got {getattr(self, name)!r}.")

@@ -81,7 +81,7 @@ def test_train_prints_progress_and_a_summary(tmp_path, capsys):
     assert cli.main(["train", *TINY, "--out", str(tmp_path / "r"), "--eval-every", "0"]) == 0
     captured = capsys.readouterr()
     assert "100%" in captured.err  # the progress bar, on stderr
-    assert "final return: IQM [95% CI]" in captured.out and "compile time" in captured.out
+    assert "final greedy eval return: IQM [95% CI]" in captured.out and "compile time" in captured.out
 
 
 def test_train_refuses_to_overwrite_a_run(run_dir, capsys):

@@ -24,9 +24,11 @@ def runs(tmp_path_factory):
 
 
 def _final(run_dir):
+    """(final greedy evaluation [seeds], training return [seeds, updates], env steps), as
+    export reads them (float64)."""
     with np.load(run_dir / "metrics.npz") as data:
-        returns = data["episode_return"].astype(np.float64)  # as export reads them
-        return returns[:, -1], returns, data["env_steps"][0]
+        returns = data["episode_return"].astype(np.float64)
+        return data["final_eval_return_greedy"].astype(np.float64), returns, data["env_steps"][0]
 
 
 def test_numbers_are_the_definitions(runs, capsys):
@@ -38,6 +40,7 @@ def test_numbers_are_the_definitions(runs, capsys):
     a, curve_a, steps = _final(runs / "slow")
     b, _, _ = _final(runs / "fast")
     assert record["baseline"] == "a" and record["tasks"] == ["CartPole-v1"]
+    assert record["metric"] == "eval_return_greedy"  # the default: each seed's final greedy evaluation
     assert record["labels"]["a"]["iqm"]["point"] == pytest.approx(sps.trim_mean(a, 0.25))
     assert record["labels"]["b"]["mean"]["point"] == pytest.approx(b.mean())
     assert record["labels"]["a"]["optimality_gap"]["point"] == pytest.approx(np.maximum(30 - a, 0).mean())
@@ -48,6 +51,8 @@ def test_numbers_are_the_definitions(runs, capsys):
     taus = np.array(profile["x"])
     assert taus[0] == min(a.min(), b.min()) and taus[-1] == max(a.max(), b.max())
     np.testing.assert_allclose(profile["point"], [(b > t).mean() for t in taus])
+    # one evaluation per run (the final one) is no curve: the training return's is drawn
+    assert record["sample_efficiency_metric"] == "episode_return"
     curve = record["sample_efficiency"]["a"]
     np.testing.assert_allclose(curve["x"], steps)  # every update: fewer than 200
     np.testing.assert_allclose(curve["point"], sps.trim_mean(curve_a, 0.25, axis=0))

@@ -71,7 +71,7 @@ def test_diverged_runs_are_left_out_of_a_sweeps_statistics(mixed):
     np.testing.assert_array_equal(mixed.diverged_at[0], [-1, -1])
     assert (mixed.diverged_at[1] >= 0).all()
     sane = mixed.summaries[0]["iqm"].point
-    assert np.isfinite(sane) and sane == pytest.approx(sps.trim_mean(mixed.final_returns[0], 0.25))
+    assert np.isfinite(sane) and sane == pytest.approx(sps.trim_mean(mixed.final_scores[0], 0.25))
     assert mixed.summaries[1] == {} and mixed.ranking() == [0, 1]
     assert "2/2" in mixed.table().splitlines()[2] and "2 of 4 runs diverged" in mixed.table()
 
@@ -93,13 +93,17 @@ def test_summary_reports_divergence_and_aggregates_only_finite_seeds(mixed):
     assert f"2 of 4 seeds diverged (non-finite metrics or parameters): {diverged}" in text
     assert "4 (2 diverged, left out below)" in text
     finite = result.metrics["episode_return"][:2, -1]
-    iqm = sps.trim_mean(finite, 0.25)
-    assert "final return: IQM [95% CI]" in text and f"{iqm:.1f} [" in text and "nan" not in text.lower()
+    greedy = result.final_eval["eval_return_greedy"][:2]
+    assert f"final greedy eval return: IQM [95% CI]        {sps.trim_mean(greedy, 0.25):.1f} [" in text
+    assert f"final training return: IQM [95% CI]           {sps.trim_mean(finite, 0.25):.1f} [" in text
+    assert "nan" not in text.lower()
     record = _strict_json(json.dumps(summary.results(result)))
     assert record["diverged"] == {"count": 2, "of": 4, "at_update": {"2": int(result.diverged_at[2]),
                                                                       "3": int(result.diverged_at[3])}}
     assert record["final_return"]["seeds"] == 2
     assert record["final_return"]["mean"] == pytest.approx(float(finite.mean()))
+    assert record["final"]["metric"] == "eval_return_greedy" and record["final"]["seeds"] == 2
+    assert record["final"]["mean"] == pytest.approx(float(greedy.mean()))
     # a seed range (seeds 64..67 of a run): the line names the global seeds with their index
     ranged = summary.divergence(dataclasses.replace(result, seed_start=64))
     assert ranged.endswith(f"seed 66 (index 2) at update {result.diverged_at[2]}, "
@@ -137,6 +141,7 @@ def test_train_command_with_every_seed_diverged_still_writes_its_run(tmp_path, c
     assert "2 of 2 seeds diverged" in text and "none: all 2 seeds diverged" in text
     record = _strict_json((out / "config.json").read_text())["results"]
     assert record["diverged"]["count"] == 2 and record["final_return"]["mean"] is None
+    assert record["final"]["mean"] is None and record["final"]["iqm"] is None
     assert (out / "learning_curve.png").exists() and (out / "metrics.npz").exists()
 
     # its policies act on NaN: refused, naming the seed and the update, unless asked for

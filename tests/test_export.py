@@ -26,6 +26,7 @@ def write_run(path, result, env_id, seeds, poison=None, updates=slice(None)):
         metrics={k: np.array(v[seeds, updates]) for k, v in result.metrics.items()},
         eval_metrics={k: v[seeds] for k, v in result.eval_metrics.items()},
         eval_env_steps=result.eval_env_steps,
+        final_eval={},  # runs without a final evaluation: the default metric is episode_return
     )
     if poison is not None:  # a diverged seed: non-finite losses from update 2 on
         part.metrics["policy_loss"][poison, 2:] = np.nan
@@ -177,7 +178,7 @@ def test_final_csv_on_stdout_has_every_metric_once_per_seed(runs, capsys):
 def test_seeds_config_json_lists_as_diverged_are_flagged(runs, tmp_path, capsys):
     """Non-finite final parameters show in config.json's results, not in the metrics."""
     path = write_run(tmp_path / "params_nan", types.SimpleNamespace(
-        config=pjv.Config(env_id="CartPole-v1"), eval_env_steps=np.zeros(0), eval_metrics={},
+        config=pjv.Config(env_id="CartPole-v1"), eval_env_steps=np.zeros(0), eval_metrics={}, final_eval={},
         metrics={k: v for k, v in npz(runs.cart_a).items() if k in pjv.METRIC_NAMES}), "CartPole-v1", slice(None))
     rundir.write_results(path, {"diverged": {"count": 1, "of": 4, "at_update": {"2": UPDATES - 1}}})
     assert cli.main(["export", str(path), "--format", "csv", "--at", "final"]) == 0

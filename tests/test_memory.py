@@ -48,7 +48,9 @@ def test_evaluation_part_counts_every_evaluation_environment(env_id):
     per_env = _nbytes(stack.env.reset(jax.random.key(0), stack.env_params)) / 3
     hidden = sum(config.hidden_sizes) * 4
     assert one.evaluation >= config.eval_episodes * (per_env + hidden)
-    assert memory.estimate(Agent.build(dataclasses.replace(config, eval_every=0))).evaluation == 0
+    assert memory.estimate(Agent.build(dataclasses.replace(config, eval_every=0, final_eval=False))).evaluation == 0
+    # the final evaluation alone plays the same episodes at once
+    assert memory.estimate(Agent.build(dataclasses.replace(config, eval_every=0))).evaluation == one.evaluation
     assert one.largest() == ("evaluation", "eval_episodes")
 
 

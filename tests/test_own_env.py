@@ -126,7 +126,7 @@ def test_a_sweep_of_an_import_path_runs_in_a_fresh_process(tmp_path):
     assert record["config"]["env_params"] == [["max_steps_in_episode", 5]]
     assert len(record["settings"]) == 2
     for setting in record["settings"]:  # both learning rates find the paying arm: 5 steps x 1
-        assert setting["final_returns"] == [5.0, 5.0], setting
+        assert setting["final_scores"] == [5.0, 5.0], setting
 
 
 def _exit_and_error(argv, capsys, monkeypatch):

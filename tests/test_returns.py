@@ -24,7 +24,7 @@ def monkeypatch_module():
 
 def test_measure_reports_final_and_greedy_returns_with_intervals(record):
     assert record["num_seeds"] == 3 and record["env_steps_per_seed"] == 4 * 32 * 4
-    assert record["config"]["eval_every"] == 4  # one evaluation, after the last update
+    assert record["config"]["final_eval"] and record["config"]["eval_every"] == 0  # the final evaluation alone
     for key in ("final_return", "greedy_eval_return", "stochastic_eval_return"):
         for stat in ("iqm", "mean", "median"):
             interval = record[key][stat]

@@ -30,7 +30,7 @@ def test_each_setting_equals_a_separate_run_of_that_config(swept, index):
     rows = slice(2 * index, 2 * index + 2)
     setting = {name: values[rows] for name, values in swept.result.metrics.items()}
     chex.assert_trees_all_close(setting, alone.metrics, rtol=2e-4, atol=2e-4)
-    np.testing.assert_allclose(swept.final_returns[index], alone.metrics["episode_return"][:, -1], rtol=2e-4)
+    np.testing.assert_allclose(swept.final_scores[index], alone.final_eval["eval_return_greedy"], rtol=2e-4)
 
 
 def test_table_ranks_settings_by_iqm(swept):
@@ -144,8 +144,8 @@ def test_sweep_writes_csv_and_strict_json(swept, tmp_path):
         i = next(k for k, st in enumerate(SETTINGS) if all(float(row[n]) == v for n, v in st.items()))
         full = {**{n: getattr(BASE, n) for n in sweep.SWEEPABLE}, **SETTINGS[i]}
         assert {n: float(row[n]) for n in full} == pytest.approx(full)  # every hyperparameter
-        assert float(row["iqm"]) == pytest.approx(sps.trim_mean(swept.final_returns[i], 0.25))
-        assert float(row["mean"]) == pytest.approx(swept.final_returns[i].mean())
+        assert float(row["iqm"]) == pytest.approx(sps.trim_mean(swept.final_scores[i], 0.25))
+        assert float(row["mean"]) == pytest.approx(swept.final_scores[i].mean())
         assert int(row["seeds"]) == 2 and int(row["diverged"]) == 0
         assert float(row["iqm_low"]) <= float(row["iqm"]) <= float(row["iqm_high"])
     assert [int(r["rank"]) for r in rows] == [1, 2]
@@ -194,7 +194,7 @@ def test_a_sweep_reports_its_compile_and_every_chunk(capsys):
     calls = []
     result = sweep.run(BASE, SETTINGS, num_seeds=2, seed=3, reps=50, chunk_size=2,
                        on_chunk=lambda done, total, seconds: calls.append((done, total)))
-    assert calls == [(0, 4), (2, 4), (4, 4)] and result.final_returns.shape == (2, 2)
+    assert calls == [(0, 4), (2, 4), (4, 4)] and result.final_scores.shape == (2, 2)
 
 
 def test_each_setting_is_written_as_a_run_directory_of_its_curves(swept, tmp_path):
@@ -208,6 +208,8 @@ def test_each_setting_is_written_as_a_run_directory_of_its_curves(swept, tmp_pat
     with np.load(tmp_path / "sw" / "settings" / "001" / "metrics.npz") as data:
         for name, values in alone.metrics.items():
             np.testing.assert_allclose(data[name], values, rtol=2e-4, atol=2e-4, err_msg=name)
+        np.testing.assert_allclose(data["final_eval_return_greedy"], alone.final_eval["eval_return_greedy"],
+                                   rtol=2e-4)
     runs = export.load_runs(tmp_path / "sw", "g")
     assert [r.label for r in runs] == ["g[policy_lr=0.001,value_iters=10,gamma=0.99]",
                                        "g[policy_lr=0.005,value_iters=3,gamma=0.9]"]
@@ -218,9 +220,16 @@ def test_plot_compare_and_export_read_a_sweep_as_its_settings(swept, tmp_path, c
     assert cli.main(["compare", str(tmp_path / "sw"), "--reps", "50"]) == 0
     printed = capsys.readouterr().out
     assert "P(sw[policy_lr=0.005,value_iters=3,gamma=0.9] > sw[policy_lr=0.001,value_iters=10,gamma=0.99])" in printed
-    assert cli.main(["export", str(tmp_path / "sw"), "--format", "csv", "--out", str(tmp_path / "sw.csv")]) == 0
+    assert cli.main(["export", str(tmp_path / "sw"), "--format", "csv", "--metric", "episode_return",
+                     "--out", str(tmp_path / "sw.csv")]) == 0
     lines = (tmp_path / "sw.csv").read_text().splitlines()
     assert len(lines) == 1 + 2 * 2 * BASE.num_updates  # 2 settings x 2 seeds x every update
+    # by default, each setting's final greedy evaluation: one point per seed, the sweep's own numbers
+    assert cli.main(["export", str(tmp_path / "sw"), "--format", "csv", "--out", str(tmp_path / "final.csv")]) == 0
+    rows = [line.split(",") for line in (tmp_path / "final.csv").read_text().splitlines()[1:]]
+    assert {row[-3] for row in rows} == {"eval_return_greedy"} and len(rows) == 2 * 2
+    np.testing.assert_allclose(sorted(float(row[-2]) for row in rows), sorted(swept.final_scores.reshape(-1)),
+                               rtol=1e-6)
     assert cli.main(["plot", str(tmp_path / "sw"), "--out", str(tmp_path / "sw.png")]) == 0
     (tmp_path / "lone").mkdir()
     (tmp_path / "lone" / "sweep.json").write_text('{"settings": []}')

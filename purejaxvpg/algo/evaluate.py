@@ -58,9 +58,11 @@ def make_evaluate(config: Config, actor: Actor, stack: envstack.EnvStack):
     def evaluate(actor_params, env_state, key: jax.Array) -> EvalMetrics:
         chex.assert_shape(key, (), custom_message="evaluate: one PRNG key (vmap over seeds)")
         stats = envs.observation_stats(env_state) if config.normalize_obs else None
-        key_greedy, key_stochastic = jax.random.split(key)
-        greedy = play(actor_params, stats, key_greedy, True)
-        stochastic = play(actor_params, stats, key_stochastic, False)
+        # the greedy and the stochastic episodes as one loop over both (vmapped): one
+        # compiled evaluation, not two; each still plays from its own key of the split
+        both = jax.vmap(play, in_axes=(None, None, 0, 0))(
+            actor_params, stats, jax.random.split(key), jnp.array([True, False]))
+        greedy, stochastic = jax.tree.map(lambda x: x[0], both), jax.tree.map(lambda x: x[1], both)
         return EvalMetrics(
             eval_return_greedy=greedy.mean_return(),
             eval_return_stochastic=stochastic.mean_return(),
@@ -72,8 +74,9 @@ def make_evaluate(config: Config, actor: Actor, stack: envstack.EnvStack):
 
 
 def make_play(stack: envstack.EnvStack, actor: Actor, steps: int):
-    """Return `play(actor_params, obs_stats, key, greedy) -> Episodes` (greedy is static):
-    `steps` steps of K environments, each environment's first episode kept."""
+    """Return `play(actor_params, obs_stats, key, greedy) -> Episodes`: `steps` steps of K
+    environments, each environment's first episode kept. `greedy`: a Python bool, or a
+    traced one (the mode or a sample chosen per step: both computed, one kept)."""
     env, env_params, spec = stack.env, stack.env_params, stack.spec
 
     def play(actor_params, obs_stats, key: jax.Array, greedy: bool) -> Episodes:
@@ -89,7 +92,10 @@ def make_play(stack: envstack.EnvStack, actor: Actor, steps: int):
             obs, env_state, key, done = carry
             key, key_action, key_env = jax.random.split(key, 3)
             dist = actor.apply(actor_params, obs)
-            action = dist.mode() if greedy else dist.sample(key_action)
+            if isinstance(greedy, bool):
+                action = dist.mode() if greedy else dist.sample(key_action)
+            else:
+                action = jnp.where(greedy, dist.mode(), dist.sample(key_action))
             obs, env_state, reward, _, _, info = env.step(
                 key_env, env_state, env_action(action, spec), env_params
             )

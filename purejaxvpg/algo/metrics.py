@@ -166,6 +166,11 @@ class EvalMetrics(_Metrics):
         """No evaluations: every field [0]."""
         return cls(**{name: jnp.zeros((0,), jnp.float32) for name in cls.names()})
 
+    @classmethod
+    def not_taken(cls) -> EvalMetrics:
+        """An evaluation not played yet (the final one, before the last update): NaN scalars."""
+        return cls(**{name: jnp.full((), jnp.nan, jnp.float32) for name in cls.names()})
+
 
 METRIC_NAMES = UpdateMetrics.names()
 EVAL_METRIC_NAMES = EvalMetrics.names()

@@ -3,6 +3,7 @@
     train(key) = run(init(key), updates 0 .. num_updates - 1)
     update:  rollout -> values -> GAE -> psi (pg_weight) -> policy step -> value steps -> metrics
     every eval_every updates (optional): greedy and stochastic evaluation episodes
+    after the last update (final_eval, on by default): the same evaluation, kept in the state
 
 `jax.jit(jax.vmap(train))(keys)` runs many seeds in one call. Nothing here touches the
 host (files, clocks, memory checks): `purejaxvpg/host/driver.py` compiles, times and runs
@@ -42,6 +43,9 @@ class TrainState:
     # pg_weight 'episode_return' only: the discounted return so far of each environment's
     # episode in progress (pg_weight.EpisodeSoFar, [E] leaves); None (no leaves) otherwise
     episode_so_far: pg_weight.EpisodeSoFar | None = None
+    # config.final_eval only: the evaluation after update num_updates - 1 (EvalMetrics of
+    # scalars), NaN until the block holding that update has run; None (no leaves) otherwise
+    final_eval: EvalMetrics | None = None
 
 
 class _HyperParams:
@@ -76,10 +80,10 @@ class Agent:
     config: Config
     base: tuple  # (env, env_params) before any wrapper (envstack.base_env)
     stack: envstack.EnvStack  # num_envs environments, for training
-    eval_stack: envstack.EnvStack | None  # eval_episodes environments, with eval_every; else None
+    eval_stack: envstack.EnvStack | None  # eval_episodes environments (config.evaluates); else None
     actor: Actor
     critic: Critic
-    evaluate: Callable | None  # evaluate.make_evaluate(config, actor, eval_stack), or None
+    evaluate: Callable | None  # evaluate.make_evaluate(config, actor, eval_stack) (config.evaluates), or None
 
     @classmethod
     def build(cls, config: Config, env=None, env_params=None) -> Agent:
@@ -96,8 +100,8 @@ class Agent:
             learn_log_std=config.learn_log_std,
         )
         critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
-        eval_stack = envstack.wrap(config, base, config.eval_episodes, evaluation=True) if config.eval_every else None
-        evaluate = make_evaluate(config, actor, eval_stack) if config.eval_every else None
+        eval_stack = envstack.wrap(config, base, config.eval_episodes, evaluation=True) if config.evaluates else None
+        evaluate = make_evaluate(config, actor, eval_stack) if config.evaluates else None
         return cls(config=config, base=base, stack=stack, eval_stack=eval_stack, actor=actor, critic=critic,
                    evaluate=evaluate)
 
@@ -165,6 +169,7 @@ def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
         eval_key=streams.evaluation,
         episode_so_far=pg_weight.EpisodeSoFar.zeros(agent.config.num_envs)
         if agent.config.pg_weight == "episode_return" else None,
+        final_eval=EvalMetrics.not_taken() if agent.config.final_eval else None,
     )
 
 
@@ -231,7 +236,7 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
     )
     state = TrainState(
         actor_params, critic_params, actor_opt_state, critic_opt_state,
-        runner, episodes, state.updates_done + 1, state.eval_key, episode_so_far,
+        runner, episodes, state.updates_done + 1, state.eval_key, episode_so_far, state.final_eval,
     )
     metrics = UpdateMetrics.of(
         episodes, finished, state.updates_done * (T * E), policy, value, flat(values), flat(returns),
@@ -250,7 +255,8 @@ def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: 
     num_updates % eval_every updates have none. Updates past num_updates (a last,
     partial block) leave the state unchanged and report zeros, as do their evaluations.
     Running the updates in several calls gives the same result as one call: the run's
-    randomness is all in the state.
+    randomness is all in the state. With config.final_eval, the call whose updates include
+    the last one (num_updates - 1) also stores the final evaluation in the state.
     """
     c = agent.config
     every = c.eval_every or length
@@ -269,7 +275,7 @@ def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: 
     step_fn = guarded_step if past_end else step
     if not c.eval_every:  # one loop over the updates
         state, metrics = jax.lax.scan(step_fn, state, first_update + jnp.arange(length))
-        return state, metrics, EvalMetrics.empty()
+        return final_evaluation(agent, state, first_update, length), metrics, EvalMetrics.empty()
 
     def period(state, first):
         """eval_every updates, then one evaluation."""
@@ -290,7 +296,40 @@ def run(agent: Agent, hp: HyperParams, state: TrainState, first_update, length: 
     if rest:
         state, tail = jax.lax.scan(step_fn, state, first_update + periods * every + jnp.arange(rest))
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
-    return state, metrics, evals
+    return final_evaluation(agent, state, first_update, length, evals), metrics, evals
+
+
+def final_evaluation(agent: Agent, state: TrainState, first_update, length: int, evals=None) -> TrainState:
+    """The state after a call of `run`, with config.final_eval: its final evaluation set if
+    the call's updates [first_update, first_update + length) hold the last one.
+
+    The final evaluation is the evaluation after update L = num_updates - 1, with that
+    evaluation's key (prng.in_run_eval_key(eval_key, L)): when eval_every divides
+    num_updates it is the last in-run evaluation (`evals`, taken from there, not played
+    twice), otherwise it is played here. Either way it never draws from training's streams.
+    """
+    c = agent.config
+    if not c.final_eval:
+        return state
+    last = c.num_updates - 1
+    holds_last = (first_update <= last) & (last < first_update + length)  # a bool if first_update is
+    if isinstance(holds_last, bool) and not holds_last:
+        return state
+    if c.eval_every and c.num_updates % c.eval_every == 0:
+        # evals[k] followed update first_update + (k + 1) * eval_every - 1; k for L, clipped
+        # in calls that do not hold it (their value is not used)
+        k = jnp.clip((last - first_update) // c.eval_every, 0, length // c.eval_every - 1)
+        taken = jax.tree.map(lambda e: e[k], evals)
+    else:
+        # after the call, the state is the one after update L (updates past the end change nothing)
+        play = lambda: agent.evaluate(  # noqa: E731
+            state.actor_params, state.runner.env_state, prng.in_run_eval_key(state.eval_key, last)
+        )
+        taken = play() if isinstance(holds_last, bool) else jax.lax.cond(holds_last, play, lambda: state.final_eval)
+    if isinstance(holds_last, bool):
+        return state.replace(final_eval=taken)
+    return state.replace(final_eval=jax.tree.map(lambda new, old: jnp.where(holds_last, new, old),
+                                                 taken, state.final_eval))
 
 
 def _zeros(shapes):

@@ -49,6 +49,8 @@ IDENTITY = "run"
 # UpdateMetrics added since checkpoints were first written, with the value every older run had
 ADDED_METRICS = {"greedy_fraction": 0.0}  # no greedy schedule before it existed
 V0_FIELDS = {"updates_done": "update"}  # current TrainState field -> its name in layout v0
+# TrainState fields whose value a checkpoint from before them cannot hold yet: restored as NaN
+NOT_YET_COMPUTED = ("final_eval",)
 
 
 def identity(config, seed: int, seed_start: int, num_seeds: int) -> dict:
@@ -256,11 +258,12 @@ class Checkpoints:
     def _restore(self, abstract_state, step: int, eval_every: int | None):
         saved_fields = set(self.manager.metadata(step).item_metadata["train_state"].keys())
         v0 = "updates_done" not in saved_fields and "update" in saved_fields
-        target = jax.tree.map(prng.data_shape, abstract_state)
-        # fields added since the checkpoint was written are None (no leaves) in runs that do
-        # not use them (TrainState.episode_so_far): restore the others, the defaults fill them
+        target = shapes = jax.tree.map(prng.data_shape, abstract_state)
+        # fields added since the checkpoint was written: None (no leaves) in runs that do not
+        # use them (TrainState.episode_so_far), or a value not yet computed (final_eval: NaN,
+        # until the last update runs): restore the others, then fill these
         added = {f.name for f in dataclasses.fields(target)
-                 if getattr(target, f.name) is None and f.name not in saved_fields}
+                 if f.name not in saved_fields and (getattr(target, f.name) is None or f.name in NOT_YET_COMPUTED)}
         if v0 or added:  # the same tree as a dict, under the fields' old names in v0
             target = {V0_FIELDS.get(f.name, f.name) if v0 else f.name: getattr(target, f.name)
                       for f in dataclasses.fields(target) if f.name not in added}
@@ -275,6 +278,8 @@ class Checkpoints:
             saved, metrics = _migrate(saved, metrics, type(abstract_state), step, eval_every)
         elif added:
             saved = type(abstract_state)(**saved)
+        if added:
+            saved = saved.replace(**{name: _not_computed(getattr(shapes, name)) for name in added})
         for name, value in ADDED_METRICS.items():
             if name not in metrics and "env_steps" in metrics:
                 metrics[name] = np.full(metrics["env_steps"].shape, value, np.float32)
@@ -286,6 +291,12 @@ class Checkpoints:
         finally:
             self.manager.close()
             self._quiet.__exit__(None, None, None)
+
+
+def _not_computed(like):
+    """A field restored from a checkpoint that predates it: None, or NaN leaves shaped like
+    `like` (NOT_YET_COMPUTED: what init holds before the value is computed)."""
+    return None if like is None else jax.tree.map(lambda x: np.full(x.shape, np.nan, x.dtype), like)
 
 
 def _migrate(fields: dict, history: dict[str, np.ndarray], state_type, updates_done: int,

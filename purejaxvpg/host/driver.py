@@ -216,6 +216,16 @@ class TrainResult:
         return np.arange(1, c.num_evals + 1) * c.eval_every * c.batch_size
 
     @property
+    def final_eval(self) -> dict[str, np.ndarray]:
+        """The final evaluation (config.final_eval: after the last update, eval_episodes
+        episodes per seed): metrics.EvalMetrics names -> [num_seeds]; {} when the run has
+        none (final_eval off, or stopped before its last update)."""
+        final = self.final_state.final_eval
+        if final is None or self.metrics["env_steps"].shape[1] < self.config.num_updates:
+            return {}
+        return {name: np.asarray(value) for name, value in final.as_dict().items()}
+
+    @property
     def params(self):
         """Trained (actor, critic) parameters, leading axis num_seeds."""
         return {"actor": self.final_state.actor_params, "critic": self.final_state.critic_params}

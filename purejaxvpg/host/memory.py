@@ -11,8 +11,9 @@ process's peak RSS in benchmarks/memory_estimate.py):
               inputs and of the policy and value passes over n, and the GAE arrays
   metrics     every per-update metric (metrics.UpdateMetrics) for every update and, with
               evaluation, every EvalMetrics of each evaluation, on the device and on the host
-  evaluation  with eval_every: eval_episodes environments played at once, each with its
-              state, observation, actor activations, PRNG keys and episode record
+  evaluation  with eval_every or final_eval: 2 x eval_episodes environments played at once
+              (greedy and stochastic), each with its state, observation, actor
+              activations, PRNG keys and episode record
 The run needs per-seed x seeds; it is compared with what the device can give: the
 allocator's limit on an accelerator; on the CPU the smallest of the memory the host has
 available, the container's limit (cgroup v2 memory.max, v1 memory.limit_in_bytes, of
@@ -117,7 +118,7 @@ def estimate(agent: Agent) -> Estimate:
     metrics = 2 * values * _FLOAT  # on the device, then on the host
 
     evaluation = 0
-    if config.eval_every:
+    if config.evaluates:  # in-run or final: one evaluation's episodes at a time
         K = config.eval_episodes
         env = _env_bytes(agent.eval_stack)  # observations and states of K environments
         # per environment: the state and observation 3x (carry in, carry out, the
@@ -125,7 +126,7 @@ def estimate(agent: Agent) -> Estimate:
         # layer, pre- and post-activation, and the action distribution), a key pair per
         # split (3 splits), the episode record (return, length, finished)
         per_env = (2 * hidden + 4 * action_size) * _FLOAT + 3 * 8 + 3 * _FLOAT
-        evaluation = 3 * env + K * per_env
+        evaluation = 2 * (3 * env + K * per_env)  # the greedy and the stochastic episodes at once
     return Estimate(state=state, update=update, metrics=metrics, evaluation=evaluation)
 
 
@@ -270,7 +271,7 @@ def seeds_that_fit(agent: Agent) -> int:
         raise ValueError(
             f"{field}: one seed needs an estimated {size(one.total)} ({one.describe()}; "
             f"num_envs * num_steps = {config.batch_size}, {config.num_updates} updates, "
-            f"eval_episodes = {config.eval_episodes if config.eval_every else 0}) but only "
+            f"eval_episodes = {config.eval_episodes if config.evaluates else 0}) but only "
             f"{size(have)} can be allocated ({source}); the {part} part is the largest: "
             f"lower {field}."
         )

@@ -11,7 +11,9 @@ RUN_DIR/metrics.csv          one row per seed and update: seed (its global index
                              curve), rewritten whole, seed by seed, when the run ends
 RUN_DIR/metrics.npz          the same arrays [num_seeds, num_updates], plus evaluations
                              [num_seeds, num_evals] and their env steps, and `seed` [num_seeds]:
-                             the global seed indices
+                             the global seed indices; with final_eval, the final evaluation
+                             final_<name> [num_seeds] (final_eval_return_greedy, ...) at
+                             final_env_steps (a scalar: every seed's steps after the last update)
 RUN_DIR/learning_curve.png   IQM of the episodic return across seeds with a 95% bootstrap band
 RUN_DIR/checkpoints/         orbax checkpoints (see checkpoint.py)
 RUN_DIR/chunks/              a run of more seeds than fit at once: one sub-run per chunk of seeds
@@ -45,6 +47,7 @@ from purejaxvpg.host.provenance import code_version
 from purejaxvpg.report import plots
 from purejaxvpg.version import __version__
 
+FINAL_PREFIX = "final_"  # metrics.npz: final_eval_return_greedy, ... (the final evaluation)
 PACKAGES = ("purejaxvpg", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "orbax-checkpoint", "numpy")
 # what makes a directory a run: a fresh run refuses a directory holding any of these
 RUN_FILES = ("config.json", "checkpoints", "metrics.csv", "metrics.npz", "learning_curve.png", "eval.json",
@@ -198,6 +201,9 @@ def _write_metrics(run_dir: Path, result, seed_start: int) -> list[Path]:
     arrays.update(result.eval_metrics)
     if result.eval_metrics:
         arrays["eval_env_steps"] = result.eval_env_steps[: next(iter(result.eval_metrics.values())).shape[1]]
+    if result.final_eval:
+        arrays.update({FINAL_PREFIX + name: value for name, value in result.final_eval.items()})
+        arrays["final_env_steps"] = np.int64(result.config.num_updates * result.config.batch_size)
     tmp = npz_path.with_name(npz_path.name + ".tmp")
     with open(tmp, "wb") as handle:
         np.savez(handle, **arrays)

@@ -11,9 +11,43 @@ from purejaxvpg.report import stats
 
 
 def final_returns(result) -> np.ndarray:
-    """The episodic return at the last update of each seed that did not diverge
+    """The training episodic return at the last update of each seed that did not diverge
     (`result.finite_seeds`), [finite seeds]: diverged seeds never enter an aggregate."""
     return result.metrics["episode_return"][result.finite_seeds, -1]
+
+
+# what a run reports, best first: the final greedy evaluation, else the training return
+REPORTED = ("eval_return_greedy", "episode_return")
+DESCRIPTIONS = {
+    "eval_return_greedy": "final greedy evaluation return (the mode; mean of eval_episodes episodes per seed, "
+                          "after the last update)",
+    "eval_return_stochastic": "final stochastic evaluation return (sampled actions; mean of eval_episodes "
+                              "episodes per seed, after the last update)",
+    "episode_return": "training episode return at the last update (mean of the episodes that ended in it)",
+}
+
+SHORT = {"eval_return_greedy": "final greedy eval return", "eval_return_stochastic": "final stochastic eval return",
+         "episode_return": "final training return"}
+
+
+def final_scores(result, metric: str | None = None) -> tuple[str, np.ndarray]:
+    """(metric, [finite seeds]) of the number a run reports per seed (`final_values`), by
+    default the final greedy evaluation return, or the training return when the run has no
+    final evaluation (final_eval off). Diverged seeds are left out."""
+    metric = metric or ("eval_return_greedy" if result.final_eval else "episode_return")
+    return metric, final_values(result, metric)[result.finite_seeds]
+
+
+def final_values(result, metric: str) -> np.ndarray:
+    """Every seed's final `metric` [num_seeds], diverged ones included: an evaluation metric's
+    value at the final evaluation, a training metric's at the last update. ValueError naming
+    `metric` if the run does not have it."""
+    if metric in result.final_eval:
+        return result.final_eval[metric]
+    if metric in result.metrics:
+        return result.metrics[metric][:, -1]
+    why = " (the run has no final evaluation: final_eval is off)" if metric.startswith("eval_") else ""
+    raise ValueError(f"metric: {metric} is not a metric of this run{why}.")
 
 
 def divergence(result, limit: int = 10) -> str | None:
@@ -31,12 +65,13 @@ def divergence(result, limit: int = 10) -> str | None:
 
 
 def summary(result, reps: int = 2000) -> str:
-    """The end-of-run table: final returns across seeds (IQM, mean, median with 95%
-    stratified-bootstrap CIs), the last evaluation if any, and the timings. Diverged
+    """The end-of-run table: the reported number (`final_scores`: the final greedy
+    evaluation, else the training return) across seeds (IQM, mean, median with 95%
+    stratified-bootstrap CIs), the other final numbers' IQMs, and the timings. Diverged
     seeds are listed and left out of every aggregate (their count is shown)."""
-    final = final_returns(result)
+    metric, scores = final_scores(result)
     steps = int(result.metrics["env_steps"][0, -1])
-    left_out = result.num_seeds - final.size
+    left_out = result.num_seeds - int(result.finite_seeds.sum())
     rows = [
         ("environment", result.config.env_id),
         ("seeds", str(result.num_seeds) + (f" ({left_out} diverged, left out below)" if left_out else "")),
@@ -45,21 +80,21 @@ def summary(result, reps: int = 2000) -> str:
     diverged = divergence(result)
     if diverged:
         rows.append(("diverged", diverged))
-    if final.size == 0:
-        rows.append(("final return", f"none: all {result.num_seeds} seeds diverged"))
+    name = SHORT[metric]
+    if scores.size == 0:
+        rows.append((name, f"none: all {result.num_seeds} seeds diverged"))
     else:
-        agg = stats.aggregate(final, reps=reps)
+        agg = stats.aggregate(scores, reps=reps)
         rows += [
-            ("final return: IQM [95% CI]", interval_text(agg["iqm"])),
-            ("final return: mean [95% CI]", interval_text(agg["mean"])),
-            ("final return: min / median / max",
-             f"{final.min():.1f} / {np.median(final):.1f} / {final.max():.1f}"),
+            ("reported", f"{metric}: {DESCRIPTIONS[metric]}"),
+            (f"{name}: IQM [95% CI]", interval_text(agg["iqm"])),
+            (f"{name}: mean [95% CI]", interval_text(agg["mean"])),
+            (f"{name}: min / median / max", f"{scores.min():.1f} / {np.median(scores):.1f} / {scores.max():.1f}"),
         ]
-    for mode in ("greedy", "stochastic"):
-        values = result.eval_metrics.get(f"eval_return_{mode}")
-        if values is not None and values.shape[1] > 0 and final.size > 0:
-            last = values[result.finite_seeds, -1]
-            rows.append((f"last eval, {mode}: IQM [95% CI]", interval_text(stats.aggregate(last, reps=reps)["iqm"])))
+        for other in ("eval_return_stochastic", "episode_return"):
+            if other != metric and (other in result.final_eval or other in result.metrics):
+                rows.append((f"{SHORT[other]}: IQM [95% CI]",
+                             interval_text(stats.aggregate(final_scores(result, other)[1], reps=reps)["iqm"])))
     rows += [
         ("compile time", f"{result.compile_seconds:.1f} s"
                          + (" (loaded from the compile cache)" if result.compile_from_cache else "")),
@@ -79,12 +114,21 @@ def interval_text(interval) -> str:
 
 
 def results(result) -> dict:
-    """config.json's "results": timings, diverged seeds, final returns of the others
-    (statistics are null when every seed diverged; no NaN anywhere)."""
-    final = final_returns(result)
+    """config.json's "results": timings, diverged seeds, and the final numbers of the
+    others: "final" is the reported one (its "metric" says which), "final_return" the
+    training return at the last update, "final_eval" the final evaluation's returns
+    (absent without one). Statistics are null when every seed diverged; no NaN anywhere."""
     at = result.diverged_at
     number = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
-    return {
+
+    def described(values):
+        return {"seeds": int(values.size),  # the seeds that did not diverge
+                "iqm": number(stats.iqm(values)) if values.size else None,
+                **{name: (number(f(values)) if values.size else None)
+                   for name, f in (("mean", np.mean), ("min", np.min), ("median", np.median), ("max", np.max))}}
+
+    metric, scores = final_scores(result)
+    out = {
         "compile_seconds": number(result.compile_seconds),
         "compile_from_cache": bool(result.compile_from_cache),
         "run_seconds": number(result.run_seconds),
@@ -94,9 +138,10 @@ def results(result) -> dict:
             "count": int((at >= 0).sum()), "of": result.num_seeds,
             "at_update": {str(i): int(at[i]) for i in np.flatnonzero(at >= 0)},  # seed -> update
         },
-        "final_return": {
-            "seeds": int(final.size),  # the seeds that did not diverge
-            **{name: (float(f(final)) if final.size else None)
-               for name, f in (("mean", np.mean), ("min", np.min), ("median", np.median), ("max", np.max))},
-        },
+        "final": {"metric": metric, "description": DESCRIPTIONS[metric], **described(scores)},
+        "final_return": described(final_returns(result)),
     }
+    if result.final_eval:
+        out["final_eval"] = {name: described(final_scores(result, name)[1])
+                             for name in ("eval_return_greedy", "eval_return_stochastic")}
+    return out

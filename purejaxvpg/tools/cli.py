@@ -66,6 +66,7 @@ def _sweep(args) -> int:
     require_int("num_seeds", args.num_seeds, low=1)
     require_int("seed", args.seed, low=0, high=MAX_SEED)
     devices = flags.checked_devices(args.devices)
+    sweep.check_metric(config, args.metric)
     grid = sweep.parse_grid(args.grid or [])
     ranges = sweep.parse_ranges(args.range or [])
     if bool(grid) == bool(ranges):
@@ -92,7 +93,7 @@ def _sweep(args) -> int:
     if args.out is not None:  # made only once every setting is valid
         writable_folder(args.out)
     result = sweep.run(config, settings, num_seeds=args.num_seeds, seed=args.seed, devices=devices,
-                       on_chunk=training, rank_by=args.rank)
+                       on_chunk=training, rank_by=args.rank, metric=args.metric)
     print(result.table())
     if args.out is not None:
         paths = result.write(args.out)
@@ -117,7 +118,7 @@ def _export(args) -> int:
     """rliable score arrays (.npz + .json) or the long table (CSV, Parquet) of finished runs."""
     from purejaxvpg.tools import export
 
-    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    metrics = [m.strip() for m in (args.metric or export.DEFAULT_METRIC).split(",") if m.strip()]
     at = args.at or ("final" if args.format == "rliable" else "all")
     export.check_options(args.format, metrics, at)
     out = args.out or {"rliable": Path("scores.npz"), "parquet": Path("metrics.parquet")}.get(args.format)
@@ -128,6 +129,9 @@ def _export(args) -> int:
     if args.format == "parquet":
         export.parquet_library()  # before reading the runs
     runs = export.load_arguments(args.run_dirs)
+    if args.metric is None:
+        metrics = [export.default_metric(runs)]
+    print(f"metric: {', '.join(metrics)}", file=sys.stderr)
     if args.format == "rliable":
         data = export.rliable_scores(runs, metrics[0], at)
     else:

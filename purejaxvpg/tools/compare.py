@@ -1,11 +1,12 @@
 """`purejaxvpg compare`: runs of several algorithms or settings side by side, the way
 Agarwal et al. (2021) recommend reporting them.
 
-    purejaxvpg compare vpg=runs/a ppo=runs/b [--baseline vpg] [--metric episode_return]
+    purejaxvpg compare vpg=runs/a ppo=runs/b [--baseline vpg] [--metric eval_return_greedy]
                        [--gap-target 475] [--score-range CartPole-v1=0:500 ...] [--out DIR]
 
 A label is an algorithm; its runs are its tasks (one run per environment, as `export
---format rliable`). Prints, per label, the IQM, mean and median of the final scores (and the
+--format rliable`). The score is each seed's final evaluation (greedy, by default; the
+last update's value of a training metric). Prints, per label, the IQM, mean and median of the final scores (and the
 optimality gap with --gap-target) with 95% stratified-bootstrap intervals, and the
 probability of improvement over the baseline. With --out, writes compare.json (every number),
 performance_profile.png and sample_efficiency.png (IQM against env steps, with bands).
@@ -86,7 +87,10 @@ def compare(runs: list[export.Run], metric: str, baseline: str | None, gap_targe
     taus = np.linspace(everything.min(), everything.max(), PROFILE_POINTS)
     record["performance_profile"] = {label: _band(comparisons.performance_profile(s, taus, reps=reps, seed=seed))
                                      for label, s in final.items()}
-    record["sample_efficiency"] = _curves(runs, metric, tasks, ranges, reps, seed)
+    # a curve needs points: runs evaluated only at the end draw the training return's
+    curve_metric = metric if all(run.series(metric)[0].shape[1] > 1 for run in runs) else "episode_return"
+    record["sample_efficiency_metric"] = curve_metric
+    record["sample_efficiency"] = _curves(runs, curve_metric, tasks, ranges, reps, seed)
     return record
 
 
@@ -146,19 +150,22 @@ def write_figures(record: dict, out: Path) -> list[Path]:
               if isinstance(d, dict) and "skipped" not in d and "point" in d}
     if curves:
         written.append(plots.bands(curves, out / "sample_efficiency.png", "environment steps per seed",
-                                   f"IQM {unit} (95% CI)", title=f"sample efficiency: {record['metric']}"))
+                                   f"IQM {unit} (95% CI)",
+                                   title=f"sample efficiency: {record['sample_efficiency_metric']}"))
     return written
 
 
 def command(args: argparse.Namespace) -> int:
     ranges = parse_score_ranges(args.score_range)  # every option before a run is read
-    export.check_metrics([args.metric], allow_all=False)
+    if args.metric is not None:
+        export.check_metrics([args.metric], allow_all=False)
     if args.reps < 1:
         raise ValueError(f"reps: must be >= 1, got {args.reps}.")
     if args.out is not None and args.out.exists() and any(args.out.iterdir()):
         raise ValueError(f"out: {args.out} is not empty; give a new folder.")
     runs = export.load_arguments(args.run_dirs)
-    record = compare(runs, args.metric, args.baseline, args.gap_target, ranges, reps=args.reps, seed=args.seed)
+    metric = args.metric or export.default_metric(runs)
+    record = compare(runs, metric, args.baseline, args.gap_target, ranges, reps=args.reps, seed=args.seed)
     print(table(record))
     if args.out is not None:
         paths = write_figures(record, args.out)

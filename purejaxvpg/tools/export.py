@@ -36,6 +36,7 @@ import numpy as np
 
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.host import rundir, runlock
+from purejaxvpg.host.rundir import FINAL_PREFIX
 from purejaxvpg.paths import writable_folder
 
 FORMATS = ("rliable", "csv", "parquet")
@@ -62,18 +63,43 @@ class Run:
 
     def series(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values [num_seeds, P], env_steps [num_seeds, P], update [P]) of one metric; P is
-        num_updates, or num_evals for an evaluation metric (taken after update
-        (k + 1) * eval_every - 1, counting updates from 0 as metrics.csv does)."""
+        num_updates, or for an evaluation metric the evaluations: the in-run ones (taken
+        after update (k + 1) * eval_every - 1, counting updates from 0 as metrics.csv does),
+        then the final one after the last update, unless the last in-run one is that one."""
         check_metrics([metric], allow_all=False)
-        values = self.arrays.get(metric)
-        if values is None or values.shape[-1] == 0:
-            why = " (trained without evaluations: eval_every 0)" if metric in EVAL_METRIC_NAMES else ""
-            raise ValueError(f"metric: {self.path} has no {metric}{why}.")
-        if metric in EVAL_METRIC_NAMES:
-            points = values.shape[1]
-            steps = np.broadcast_to(self.arrays["eval_env_steps"][:points], values.shape)
-            return values, steps, (np.arange(points) + 1) * self.eval_every - 1
-        return values, self.arrays["env_steps"], np.arange(values.shape[1])
+        if metric not in EVAL_METRIC_NAMES:
+            values = self.arrays.get(metric)
+            if values is None or values.shape[-1] == 0:
+                raise ValueError(f"metric: {self.path} has no {metric}.")
+            return values, self.arrays["env_steps"], np.arange(values.shape[1])
+        num_updates = self.arrays["env_steps"].shape[1]
+        values = self.arrays.get(metric, np.zeros((self.num_seeds, 0), np.float32))
+        update = (np.arange(values.shape[1]) + 1) * self.eval_every - 1
+        steps = self.arrays["eval_env_steps"][: values.shape[1]] if values.shape[1] else np.zeros(0, np.int64)
+        final = self.arrays.get(FINAL_PREFIX + metric)
+        if final is not None and (update.size == 0 or update[-1] < num_updates - 1):
+            values = np.concatenate([values, final[:, None]], axis=1)
+            update = np.append(update, num_updates - 1)
+            steps = np.append(steps, self.arrays["final_env_steps"])
+        if values.shape[1] == 0:
+            raise ValueError(f"metric: {self.path} has no {metric} (trained without evaluations: "
+                             "eval_every 0 and final_eval off).")
+        return values, np.broadcast_to(steps, values.shape), update
+
+    def has(self, metric: str) -> bool:
+        """Whether `series(metric)` has a point."""
+        if metric in EVAL_METRIC_NAMES and FINAL_PREFIX + metric in self.arrays:
+            return True
+        return metric in self.arrays and self.arrays[metric].shape[-1] > 0
+
+
+DEFAULT_METRIC = "eval_return_greedy"  # or, for runs without evaluations, episode_return
+
+
+def default_metric(runs: list[Run]) -> str:
+    """What a comparison reports when no --metric is given: the final greedy evaluation
+    return when every run has evaluations, else the training episode return."""
+    return DEFAULT_METRIC if all(run.has(DEFAULT_METRIC) for run in runs) else "episode_return"
 
 
 def check_metrics(metrics, allow_all: bool = True) -> None:
@@ -90,7 +116,7 @@ def resolve_metrics(metrics, runs: list[Run]) -> list[str]:
     """["all"] -> every metric that every run holds (evaluations only where all have them)."""
     if list(metrics) != ["all"]:
         return list(metrics)
-    return [m for m in METRICS if all(m in run.arrays and run.arrays[m].shape[-1] for run in runs)]
+    return [m for m in METRICS if all(run.has(m) for run in runs)]
 
 
 def check_options(format: str, metrics, at: str) -> None:

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--rank", choices=("final", "auc"), default="final",
                        help="rank settings by the IQM of their final returns (default) or of each run's mean "
                             "return over all updates (auc: the area under the learning curve)")
+    sweep.add_argument("--metric", default=None,
+                       help="what settings are summarised and ranked by: each run's final value of this metric "
+                            "(default: eval_return_greedy, the final greedy evaluation; episode_return with "
+                            "--no-final-eval)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     sweep.add_argument("--devices", type=flags.parse_devices, default=None, metavar="N|all", help=DEVICES_HELP)
     sweep.add_argument("--out", type=Path, default=None,
@@ -129,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="file to write (default: scores.npz, metrics.parquet, CSV on stdout); never "
                              "replaced without --force")
     export.add_argument("--force", action="store_true", help="replace an existing --out")
-    export.add_argument("--metric", default="episode_return",
-                        help="metric (comma-separated, or all, for csv / parquet; default: episode_return)")
+    export.add_argument("--metric", default=None,
+                        help="metric (comma-separated, or all, for csv / parquet; default: eval_return_greedy, the "
+                             "final greedy evaluation, when every run has it, else episode_return)")
     export.add_argument("--at", default=None, metavar="final|all",
                         help="the last point of each seed, or every update / evaluation (default: final for "
                              "rliable, all for csv / parquet)")
@@ -149,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "one run per environment per label")
     compare.add_argument("--baseline", default=None, metavar="LABEL",
                          help="the label the others are compared with (default: the first)")
-    compare.add_argument("--metric", default="episode_return", help="the score: each seed's last value of this metric "
-                         "(default: episode_return; eval_return_greedy for a run with --eval-every)")
+    compare.add_argument("--metric", default=None, help="the score: each seed's last value of this metric, for an "
+                         "eval_* metric the final evaluation's (default: eval_return_greedy when every run has it, "
+                         "else episode_return)")
     compare.add_argument("--gap-target", type=float, default=None, metavar="SCORE",
                          help="also the optimality gap: the mean shortfall of runs below SCORE")
     compare.add_argument("--score-range", action="append", default=[], metavar="ENV=LOW:HIGH",
@@ -166,9 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="[LABEL=]RUN_DIR",
                       help="finished runs; LABEL (default: the directory's name) is the legend's; one panel per "
                            "environment")
-    plot.add_argument("--metric", default="episode_return",
-                      help="a metric of metrics.npz (default: episode_return; eval_return_greedy and the other "
-                           "eval_* are drawn as points at the evaluations)")
+    plot.add_argument("--metric", default=None,
+                      help="a metric of metrics.npz (default: eval_return_greedy when every run has it, else "
+                           "episode_return); eval_* are drawn as points at the evaluations, the final one included")
     plot.add_argument("--smooth", type=int, default=1, metavar="N",
                       help="centred moving average over N points (odd) of each seed's curve (default: 1, none)")
     plot.add_argument("--x", default="env_steps", metavar="env_steps|updates|seconds",

@@ -1,10 +1,12 @@
 """`purejaxvpg plot`: runs side by side in one figure, one IQM curve with its 95% band per run.
 
-    purejaxvpg plot vpg=runs/a ppo=runs/b [--metric episode_return] [--smooth 9]
+    purejaxvpg plot vpg=runs/a ppo=runs/b [--metric eval_return_greedy] [--smooth 9]
                     [--x env_steps|updates|seconds] [--out fig.pdf|svg|png]
 
-Runs on different environments go to one panel each. An evaluation metric (eval_*, runs
-trained with --eval-every) is drawn as points with error bars at the evaluations' steps.
+Runs on different environments go to one panel each. The default metric is the greedy
+evaluation return where every run has evaluations (each run has the final one unless trained
+with --no-final-eval), else the training return. An evaluation metric (eval_*) is drawn as
+points with error bars at the evaluations' steps (--eval-every's, then the final one).
 Diverged seeds are left out and the legend says how many were kept. `--smooth N` is a centred
 moving average over N points of each seed's curve (nothing moves in x), before the IQM.
 """
@@ -62,21 +64,23 @@ def curves(runs: list[export.Run], metric: str, x: str, window: int, reps: int =
 def command(args: argparse.Namespace) -> int:
     if args.x not in X_AXES:
         raise ValueError(f"x: unknown {args.x!r}; allowed: {', '.join(X_AXES)}.")
-    export.check_metrics([args.metric], allow_all=False)
+    if args.metric is not None:
+        export.check_metrics([args.metric], allow_all=False)
     if args.out.suffix.lower() not in SUFFIXES:
         raise ValueError(f"out: {args.out} must end in {', '.join(SUFFIXES)} (the figure's format).")
     export.check_out(args.out, "plot", args.force)  # not a directory, new unless --force, writable
     if args.smooth < 1 or args.smooth % 2 == 0:
         raise ValueError(f"smooth: an odd number of points >= 1, got {args.smooth}.")
     runs = export.load_arguments(args.run_dirs)
-    panels = curves(runs, args.metric, args.x, args.smooth)
-    evaluation = args.metric in EVAL_METRIC_NAMES
+    metric = args.metric or export.default_metric(runs)
+    panels = curves(runs, metric, args.x, args.smooth)
+    evaluation = metric in EVAL_METRIC_NAMES
     points = frozenset(label for panel in panels.values() for label in panel) if evaluation else frozenset()
     smoothed = f", smoothed over {args.smooth} points" if args.smooth > 1 else ""
-    fig = plots.panels_figure(panels, X_AXES[args.x], f"{args.metric}\n(IQM across seeds, 95% CI{smoothed})",
+    fig = plots.panels_figure(panels, X_AXES[args.x], f"{metric}\n(IQM across seeds, 95% CI{smoothed})",
                               steps_axis=args.x == "env_steps", points=points)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=120)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} (metric: {metric})")
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
 from purejaxvpg.algo.prng import seed_keys
 from purejaxvpg.algo.program import HyperParams
 from purejaxvpg.config import SWEEPABLE, Config, check_hyperparameter
@@ -24,7 +25,7 @@ from purejaxvpg.host import rundir
 from purejaxvpg.host.chunks import train
 from purejaxvpg.host.driver import TrainResult
 from purejaxvpg.paths import not_under_a_file
-from purejaxvpg.report import stats
+from purejaxvpg.report import stats, summary
 
 INTEGER = ("value_iters",)
 
@@ -115,7 +116,6 @@ def check_size(config: Config, settings: int, num_seeds: int) -> int:
     """settings x seeds runs, counted before any setting is built: ValueError naming the
     sweep's size when every run's per-update metrics would not fit in this process's host
     memory (memory.host_limits); else the number of runs."""
-    from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, METRIC_NAMES
     from purejaxvpg.host import memory
 
     runs = settings * num_seeds
@@ -175,12 +175,13 @@ class SweepResult:
     config: Config
     settings: list[dict]
     num_seeds: int
-    final_returns: np.ndarray  # [num_settings, num_seeds], return at the last update
+    final_scores: np.ndarray  # [num_settings, num_seeds]: each run's final `metric`
     diverged_at: np.ndarray  # [num_settings, num_seeds], first non-finite update, -1: finite
     summaries: list[dict]  # per setting: name -> stats.Interval over its finite runs; {} if none
     result: TrainResult  # runs in order setting-major: run i = setting i // S, seed i % S
     seed: int = 0  # the base seed: seed j of every setting is seed_keys(seed, S)[j]
-    rank_by: str = "final"  # "final": the IQM of the final returns; "auc": of each run's mean return
+    rank_by: str = "final"  # "final": the IQM of the final scores; "auc": of each run's mean return
+    metric: str = "episode_return"  # what final_scores hold (summary.final_scores)
 
     def ranking(self) -> list[int]:
         """Setting indices, best first by `rank_by`; settings whose every run diverged last."""
@@ -217,9 +218,9 @@ class SweepResult:
         diverged = int((self.diverged_at >= 0).sum())
         footer = (
             f"{self.config.env_id}: {len(self.settings)} settings x {self.num_seeds} seeds, "
-            f"final-update return; ranked by "
-            + ("the IQM of each run's mean return over all updates (--rank auc)" if self.rank_by == "auc"
-               else "its IQM")
+            f"statistics of each run's {summary.SHORT[self.metric]} ({self.metric}); ranked by "
+            + ("the IQM of each run's mean training return over all updates (--rank auc)" if self.rank_by == "auc"
+               else "their IQM")
             + f"; compile {r.compile_seconds:.1f} s, run {r.run_seconds:.1f} s"
             + (f"\n{diverged} of {self.diverged_at.size} runs diverged (non-finite metrics or "
                "parameters) and are left out of their setting's statistics" if diverged else "")
@@ -246,10 +247,11 @@ class SweepResult:
             "run_seconds": self.result.run_seconds,
             "seed": self.seed,
             "ranked_by": self.rank_by,
+            "metric": self.metric,  # what final_scores and the statistics are of
             "settings": [
                 {"setting": self.settings[i],
                  "run_dir": str(Path(SETTINGS_DIR) / setting_name(i)),
-                 "final_returns": self.final_returns[i].tolist(),
+                 "final_scores": self.final_scores[i].tolist(),
                  "diverged_at_update": self.diverged_at[i].tolist(),  # per seed, -1: finite
                  **{k: dataclasses.asdict(v) for k, v in self.summaries[i].items()},
                  **({"auc_iqm": rundir.finite(float(areas[i]))} if areas is not None else {})}
@@ -287,8 +289,10 @@ class SweepResult:
             part = types.SimpleNamespace(
                 metrics={k: v[rows] for k, v in self.result.metrics.items()},
                 eval_metrics={k: v[rows] for k, v in self.result.eval_metrics.items()},
-                eval_env_steps=self.result.eval_env_steps)
-            config = dataclasses.replace(self.config, **setting)
+                eval_env_steps=self.result.eval_env_steps,
+                final_eval={k: v[rows] for k, v in self.result.final_eval.items()},
+                config=dataclasses.replace(self.config, **setting))
+            config = part.config
             rundir.write_config(where, config, {"num_seeds": S, "seed": self.seed, "sweep_setting": i,
                                                 "setting": setting})
             diverged = {str(j): int(u) for j, u in enumerate(self.diverged_at[i]) if u >= 0}
@@ -321,14 +325,27 @@ def check_new_out(out, name: str = "out") -> None:
                          "or move those files away first.")
 
 
+def check_metric(config: Config, metric: str | None) -> None:
+    """ValueError naming `metric` unless the runs of `config` will have it (None: the default)."""
+    if metric is None:
+        return
+    if metric not in METRIC_NAMES + EVAL_METRIC_NAMES or metric == "env_steps":
+        allowed = [m for m in METRIC_NAMES + EVAL_METRIC_NAMES if m != "env_steps"]
+        raise ValueError(f"metric: unknown {metric!r}; allowed: {', '.join(allowed)}.")
+    if metric in EVAL_METRIC_NAMES and not config.final_eval:
+        raise ValueError(f"metric: {metric} needs the final evaluation, which final_eval = False turns off.")
+
+
 def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
         reps: int = 2000, devices=None, chunk_size: int | None = None, on_chunk=None,
-        rank_by: str = "final") -> SweepResult:
+        rank_by: str = "final", metric: str | None = None) -> SweepResult:
     """Train every setting x seed in one jitted, vmapped call and summarise each setting.
     A run that diverges (non-finite metrics or parameters) is left out of its setting's
     statistics and counted in `diverged_at`. `devices`, `chunk_size`, `on_chunk`
     (chunks.train): the settings x seeds axis is split over those devices (None: every
-    device), in calls of chunk_size runs (None: as many as fit)."""
+    device), in calls of chunk_size runs (None: as many as fit). `metric`: what settings are
+    summarised and ranked by, each run's final value of it (summary.final_scores; default: the
+    final greedy evaluation, or the training return with final_eval off)."""
     G, S = len(settings), num_seeds
     base = HyperParams.from_config(config)
     columns = {
@@ -339,10 +356,12 @@ def run(config: Config, settings: list[dict], num_seeds: int = 8, seed: int = 0,
     keys = jnp.tile(seed_keys(seed, S), G)  # seed j of every setting: the same key
     result = train(config, keys=keys, hparams=HyperParams(**columns), devices=devices, chunk_size=chunk_size,
                    on_chunk=on_chunk)
-    final = result.metrics["episode_return"][:, -1].reshape(G, S)
+    metric = metric or summary.final_scores(result)[0]
+    final = summary.final_values(result, metric).reshape(G, S)
     diverged_at = result.diverged_at.reshape(G, S)
     return SweepResult(config, settings, S, final, diverged_at, summarize(final, diverged_at, reps), result,
-                       seed=seed, rank_by=rank_by)
+                       seed=seed, rank_by=rank_by, metric=metric)
+
 
 
 def summarize(final: np.ndarray, diverged_at: np.ndarray, reps: int = 2000) -> list[dict]:
