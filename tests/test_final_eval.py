@@ -200,3 +200,34 @@ def test_sweep_ranks_settings_by_the_final_greedy_evaluation():
         sweep.check_metric(_replace(CARTPOLE, final_eval=False), "eval_return_greedy")
     with pytest.raises(ValueError, match="metric: unknown 'return'"):
         sweep.check_metric(CARTPOLE, "return")
+
+
+def test_plot_draws_the_final_evaluation_after_the_in_run_ones(cli_run, tmp_path):
+    """The evaluation curve's points: after update 3 (the in-run one), then the final one at
+    the run's last env step; y is the IQM across seeds of each (scipy's trimmed mean)."""
+    from purejaxvpg.tools import export, plot
+
+    out, _ = cli_run
+    arrays = np.load(out / "metrics.npz")
+    (band,) = plot.curves(export.load_runs(out), "eval_return_greedy", "env_steps", 1, reps=50)["CartPole-v1"].values()
+    np.testing.assert_array_equal(band.x, [128, 192])
+    np.testing.assert_allclose(band.point, [sps.trim_mean(arrays["eval_return_greedy"][:, 0], 0.25),
+                                            sps.trim_mean(arrays["final_eval_return_greedy"], 0.25)], rtol=1e-6)
+    done = subprocess.run([sys.executable, "-m", "purejaxvpg", "plot", str(out), "--out", str(tmp_path / "p.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "(metric: eval_return_greedy)" in done.stdout, done.stderr
+
+
+def test_plot_draws_the_training_return_of_runs_evaluated_only_at_the_end(tmp_path, capsys):
+    """One final evaluation is a point, not a curve: plot's default is then episode_return."""
+    from purejaxvpg.tools import cli
+
+    flags = ["--env-id", "CartPole-v1", "--total-steps", "192", "--num-envs", "2", "--num-steps", "16",
+             "--hidden-sizes", "16", "--eval-episodes", "2", "--num-seeds", "2", "--no-progress"]
+    assert cli.main(["train", *flags, "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert cli.main(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "p.png")]) == 0
+    assert "(metric: episode_return)" in capsys.readouterr().out
+    assert cli.main(["plot", str(tmp_path / "r"), "--metric", "eval_return_greedy", "--out",
+                     str(tmp_path / "q.png")]) == 0  # asked for: one point per run
+    assert "(metric: eval_return_greedy)" in capsys.readouterr().out

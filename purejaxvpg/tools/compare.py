@@ -88,7 +88,7 @@ def compare(runs: list[export.Run], metric: str, baseline: str | None, gap_targe
     record["performance_profile"] = {label: _band(comparisons.performance_profile(s, taus, reps=reps, seed=seed))
                                      for label, s in final.items()}
     # a curve needs points: runs evaluated only at the end draw the training return's
-    curve_metric = metric if all(run.series(metric)[0].shape[1] > 1 for run in runs) else "episode_return"
+    curve_metric = metric if all(run.series(metric)[0].shape[1] >= 2 for run in runs) else "episode_return"
     record["sample_efficiency_metric"] = curve_metric
     record["sample_efficiency"] = _curves(runs, curve_metric, tasks, ranges, reps, seed)
     return record

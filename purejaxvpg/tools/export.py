@@ -96,10 +96,14 @@ class Run:
 DEFAULT_METRIC = "eval_return_greedy"  # or, for runs without evaluations, episode_return
 
 
-def default_metric(runs: list[Run]) -> str:
+def default_metric(runs: list[Run], points: int = 1) -> str:
     """What a comparison reports when no --metric is given: the final greedy evaluation
-    return when every run has evaluations, else the training episode return."""
-    return DEFAULT_METRIC if all(run.has(DEFAULT_METRIC) for run in runs) else "episode_return"
+    return when every run has evaluations (`points` of them or more: 2 for a curve), else
+    the training episode return."""
+    def enough(run: Run) -> bool:
+        return run.has(DEFAULT_METRIC) and run.series(DEFAULT_METRIC)[0].shape[1] >= points
+
+    return DEFAULT_METRIC if all(map(enough, runs)) else "episode_return"
 
 
 def check_metrics(metrics, allow_all: bool = True) -> None:

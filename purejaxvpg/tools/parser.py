@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="finished runs; LABEL (default: the directory's name) is the legend's; one panel per "
                            "environment")
     plot.add_argument("--metric", default=None,
-                      help="a metric of metrics.npz (default: eval_return_greedy when every run has it, else "
-                           "episode_return); eval_* are drawn as points at the evaluations, the final one included")
+                      help="a metric of metrics.npz (default: eval_return_greedy when every run has in-run "
+                           "evaluations, --eval-every, else episode_return); eval_* are drawn as points at the "
+                           "evaluations, the final one included")
     plot.add_argument("--smooth", type=int, default=1, metavar="N",
                       help="centred moving average over N points (odd) of each seed's curve (default: 1, none)")
     plot.add_argument("--x", default="env_steps", metavar="env_steps|updates|seconds",

@@ -4,8 +4,8 @@
                     [--x env_steps|updates|seconds] [--out fig.pdf|svg|png]
 
 Runs on different environments go to one panel each. The default metric is the greedy
-evaluation return where every run has evaluations (each run has the final one unless trained
-with --no-final-eval), else the training return. An evaluation metric (eval_*) is drawn as
+evaluation return where every run has a curve of evaluations (--eval-every; the final one
+alone is a point, not a curve), else the training return. An evaluation metric (eval_*) is drawn as
 points with error bars at the evaluations' steps (--eval-every's, then the final one).
 Diverged seeds are left out and the legend says how many were kept. `--smooth N` is a centred
 moving average over N points of each seed's curve (nothing moves in x), before the IQM.
@@ -72,7 +72,7 @@ def command(args: argparse.Namespace) -> int:
     if args.smooth < 1 or args.smooth % 2 == 0:
         raise ValueError(f"smooth: an odd number of points >= 1, got {args.smooth}.")
     runs = export.load_arguments(args.run_dirs)
-    metric = args.metric or export.default_metric(runs)
+    metric = args.metric or export.default_metric(runs, points=2)  # a curve, not one final point
     panels = curves(runs, metric, args.x, args.smooth)
     evaluation = metric in EVAL_METRIC_NAMES
     points = frozenset(label for panel in panels.values() for label in panel) if evaluation else frozenset()
