@@ -270,6 +270,13 @@ def test_tensorboard_event_file_holds_the_iqm_and_mean_of_every_update(cli_run):
         assert sorted(curve) == list(saved["eval_env_steps"])
         np.testing.assert_allclose([curve[s] for s in saved["eval_env_steps"]],
                                    iqm(saved["eval_return_greedy"]), rtol=1e-5)
+        # the final evaluation, once, at the run's last env step
+        final = {step: v for step, v in scalars["final/eval_return_greedy/iqm"].items()}
+        assert list(final) == [int(saved["final_env_steps"])]
+        np.testing.assert_allclose(list(final.values()), [iqm(saved["final_eval_return_greedy"][:, None])[0]],
+                                   rtol=1e-5)
+        np.testing.assert_allclose(list(scalars["final/eval_return_stochastic/mean"].values()),
+                                   [saved["final_eval_return_stochastic"].mean()], rtol=1e-5)
 
 
 # --- Weights & Biases (offline) -----------------------------------------------------------
@@ -325,6 +332,10 @@ def test_wandb_offline_run_holds_config_curves_iqm_and_the_run_directory(cli_run
                                    iqm(saved["eval_return_greedy"]), rtol=1e-6)
         np.testing.assert_allclose([row["eval_return_stochastic/seed_4"] for row in evals],
                                    saved["eval_return_stochastic"][1], rtol=1e-6)
+        summary = {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                   for r in records if r.HasField("summary") for i in r.summary.update}
+        np.testing.assert_allclose(summary["final/eval_return_greedy/iqm"],
+                                   iqm(saved["final_eval_return_greedy"][:, None])[0], rtol=1e-6)
     [metric] = [r.metric for r in records if r.HasField("metric") and r.metric.glob_name == "*"]
     assert metric.step_metric == "env_steps"
     [artifact] = [r.artifact for r in records if r.HasField("artifact")]

@@ -99,6 +99,16 @@ def aggregates(values: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
             for name, f in (("iqm", stats.iqm), ("mean", np.mean))}
 
 
+def final_scalars(result) -> dict[str, float]:
+    """'final/<eval metric>/iqm' and '/mean' across the seeds that did not diverge, of the
+    final evaluation (result.final_eval); {} without one (or no finite seed)."""
+    keep = result.finite_seeds
+    if not result.final_eval or not keep.any():
+        return {}
+    return {f"final/{name}/{stat}": float(value) for name, values in result.final_eval.items()
+            for stat, value in (("iqm", stats.iqm(values[keep])), ("mean", values[keep].mean()))}
+
+
 class CsvLogger(Logger):
     """RUN_DIR/metrics.csv, one block of rows at a time (host/rundir.py's format). On a
     resume the rows beyond the restored update are dropped first: those blocks train again."""
@@ -171,6 +181,13 @@ class TensorBoardLogger(Logger):
             self.writer.add_summary(Summary(value=values), step)
 
     def finish(self, result) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        final = final_scalars(result) if result is not None else {}
+        if final:  # at the run's last env step
+            step = result.config.num_updates * result.config.batch_size
+            self.writer.add_summary(Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in final.items()]),
+                                    step)
         self.writer.close()
 
 
@@ -240,6 +257,7 @@ class WandbLogger(Logger):
         self.sender.join()  # every row logged
         try:
             if result is not None and self.failure is None:
+                self.run.summary.update(final_scalars(result))  # the run's reported numbers
                 name = re.sub(r"[^A-Za-z0-9_.-]", "-", self.run_dir.name)
                 artifact = wandb.Artifact(name=f"run-{name}", type="run-dir")
                 for path in sorted(set(self.run_dir.iterdir()) - {self.run_dir / runlock.LOCK_NAME}):
