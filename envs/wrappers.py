@@ -205,12 +205,22 @@ class NormalizeObservation(Wrapper):
     The statistics start from a weak prior (`prior_count` = 1e-4 pseudo-observations of
     mean 0, variance 1, as gym's): after n observations it weighs 1e-4 / n, so the first
     batch already centres off-centre features.
+
+    `per_channel`: one mean and variance per channel (the last axis) of an image, over every
+    pixel of every environment, instead of one per element: what a convolution expects (its
+    kernel is shared across positions, so positions must share a scale).
     """
 
     def __init__(self, env, frozen: bool = False, clip: float = 10.0, eps: float = 1e-8,
-                 prior_count: float = 1e-4):
+                 prior_count: float = 1e-4, per_channel: bool = False):
         super().__init__(env)
         self.frozen, self.clip, self.eps, self.prior_count = frozen, clip, eps, prior_count
+        self.per_channel = per_channel
+
+    def _update(self, stats: RunningMeanStd, obs: jax.Array) -> RunningMeanStd:
+        """obs [N, *shape]: per element, or per channel over N x pixels ([N * H * W, C])."""
+        obs = obs.astype(jnp.float32)  # a no-op for float32; MinAtar's images are bool
+        return stats.update(obs.reshape(-1, obs.shape[-1]) if self.per_channel else obs)
 
     def normalize(self, stats: RunningMeanStd, obs: jax.Array) -> jax.Array:
         z = (obs.astype(jnp.float32) - stats.mean) / jnp.sqrt(stats.var + self.eps)
@@ -219,16 +229,16 @@ class NormalizeObservation(Wrapper):
     def reset(self, key, params, stats: RunningMeanStd | None = None):
         obs, env_state = self.env.reset(key, params)
         if stats is None:
-            stats = RunningMeanStd.prior(obs.shape[1:], self.prior_count)
+            stats = RunningMeanStd.prior(obs.shape[-1:] if self.per_channel else obs.shape[1:], self.prior_count)
         if not self.frozen:
-            stats = stats.update(obs)
+            stats = self._update(stats, obs)
         return self.normalize(stats, obs), NormalizeObservationState(env_state, stats)
 
     def step(self, key, state: NormalizeObservationState, action, params):
         obs, env_state, reward, terminated, truncated, info = self.env.step(
             key, state.env_state, action, params
         )
-        stats = state.stats if self.frozen else state.stats.update(obs)
+        stats = state.stats if self.frozen else self._update(state.stats, obs)
         info = {**info, "final_observation": self.normalize(stats, info["final_observation"])}
         new_state = NormalizeObservationState(env_state, stats)
         return self.normalize(stats, obs), new_state, reward, terminated, truncated, info

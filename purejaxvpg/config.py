@@ -26,6 +26,7 @@ from purejaxvpg.checks import (
 )
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
+ENCODERS = ("mlp", "cnn")
 GAE_METHODS = ("scan", "associative")
 GREEDY_SCHEDULES = ("linear", "cosine")  # see algo/greedy.py
 GREEDY_POLICY_LOSS = ("exclude", "keep")
@@ -174,6 +175,17 @@ class Config:
     activation: str = _field(
         "tanh",
         "Hidden activation: one of tanh, relu, elu, gelu, silu.",
+    )
+    encoder: str = _field(
+        "mlp",
+        "What the actor and critic read observations with: 'mlp' flattens them into the hidden_sizes layers; "
+        "'cnn' keeps an [H, W, C] image and applies one 3x3 convolution (stride 1, no padding, ReLU) per "
+        "cnn_channels entry before flattening into the hidden_sizes layers (with normalize_obs: per channel). "
+        "MinAtar's reference network: cnn_channels (16,), hidden_sizes (128,), activation relu.",
+    )
+    cnn_channels: tuple[int, ...] = _field(
+        (16,),
+        "Output channels of each 3x3 convolution of encoder 'cnn' (unused by 'mlp').",
     )
     log_std_init: float = _field(
         -0.5,
@@ -344,6 +356,10 @@ class Config:
                 raise ValueError(
                     f"hidden_sizes: every width must be an int >= 1, got {self.hidden_sizes!r}."
                 )
+        require_choice("encoder", self.encoder, ENCODERS)
+        if not isinstance(self.cnn_channels, tuple) or not self.cnn_channels or any(
+                isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.cnn_channels):
+            raise ValueError(f"cnn_channels: must be a non-empty tuple of ints >= 1, got {self.cnn_channels!r}.")
         require_choice("gae_method", self.gae_method, GAE_METHODS)
         require_choice("pg_weight", self.pg_weight, PG_WEIGHTS)
         if self.greedy_schedule not in GREEDY_SCHEDULES:

@@ -24,11 +24,14 @@ def _nbytes(tree) -> int:
     return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def test_state_and_metrics_parts_cover_what_the_program_holds():
+@pytest.mark.parametrize("encoder", [{}, {"env_id": "Breakout-MinAtar", "encoder": "cnn", "cnn_channels": (16, 8),
+                                         "eval_episodes": 4}])
+def test_state_and_metrics_parts_cover_what_the_program_holds(encoder):
     """Against jax.eval_shape of the real program: the TrainState (parameters, Adam
     moments, environment states with their statistics) and every per-update metric,
-    evaluation metrics included (a hard-coded metric count would miss those)."""
-    config = dataclasses.replace(EVAL, normalize_obs=True, scale_rewards=True)
+    evaluation metrics included (a hard-coded metric count would miss those); with the
+    MLP and with a CNN (its convolution kernels, and a dense layer on its features)."""
+    config = dataclasses.replace(EVAL, normalize_obs=True, scale_rewards=True, **encoder)
     agent, hp = Agent.build(config), HyperParams.from_config(config)
     state = jax.eval_shape(lambda k: program.init(agent, hp, k), jax.random.key(0))
     _, metrics, evals = jax.eval_shape(lambda k: program.train(agent, hp, k), jax.random.key(0))

@@ -50,6 +50,20 @@ def build(config: Config, num_envs: int, evaluation: bool = False, env=None, env
     return wrap(config, base_env(config, env, env_params), num_envs, evaluation)
 
 
+def check_image(config: Config, obs_shape: tuple[int, ...]) -> None:
+    """ValueError naming `encoder` unless the observations are [H, W, C] images the
+    convolutions fit in (each 3x3 one takes 2 off H and W)."""
+    if len(obs_shape) != 3:
+        raise ValueError(
+            f"encoder: 'cnn' reads [H, W, C] images; {config.env_id}'s observations have shape {obs_shape}. "
+            "Use encoder 'mlp' (it flattens any shape).")
+    least = 2 * len(config.cnn_channels) + 1
+    if min(obs_shape[:2]) < least:
+        raise ValueError(
+            f"cnn_channels: {len(config.cnn_channels)} 3x3 convolutions need images of at least {least}x{least}; "
+            f"{config.env_id}'s are {obs_shape[0]}x{obs_shape[1]}.")
+
+
 def wrap(config: Config, base: tuple, num_envs: int, evaluation: bool = False) -> EnvStack:
     """The config's wrapper stack of `num_envs` environments around `base`, an (env, params)
     pair from `base_env`; builds no environment."""
@@ -71,9 +85,11 @@ def wrap(config: Config, base: tuple, num_envs: int, evaluation: bool = False) -
         env = envs.RescaleAction(env)
     spec = envs.action_spec(env, env_params)
     obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)
+    if config.encoder == "cnn":
+        check_image(config, obs_shape)
     env = envs.VecEnv(env, num_envs)
     if config.normalize_obs:
-        env = envs.NormalizeObservation(env, frozen=evaluation)
+        env = envs.NormalizeObservation(env, frozen=evaluation, per_channel=config.encoder == "cnn")
     if config.scale_rewards and not evaluation:
         # config.gamma is the default; the trainer sets each run's own (a sweep's) in the
         # state with envs.set_return_discount

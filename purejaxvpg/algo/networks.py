@@ -1,6 +1,8 @@
-"""The actor (policy) and critic (value) MLPs, with separate parameters.
+"""The actor (policy) and critic (value) networks, with separate parameters.
 
-Observations of any shape are flattened: input [N, *obs_shape] -> features [N, prod(obs_shape)].
+Each reads observations with its `Encoder`: 'mlp' flattens them, input [N, *obs_shape] ->
+[N, prod(obs_shape)]; 'cnn' applies 3x3 convolutions to images [N, H, W, C] first, then
+flattens. The hidden_sizes layers and the head follow.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def orthogonal(scale: float = 1.0):
     """
 
     def init(key, shape, dtype=jnp.float32):
+        if len(shape) > 2:  # a convolution's (kh, kw, in, out): orthogonal over its kh * kw * in inputs
+            return init(key, (int(np.prod(shape[:-1])), shape[-1]), dtype).reshape(shape)
         rows, cols = shape
         transpose = rows < cols
         tall = (cols, rows) if transpose else (rows, cols)  # orthonormalise the columns
@@ -77,6 +81,23 @@ class MLP(nn.Module):
         return nn.Dense(self.out_size, kernel_init=orthogonal(self.out_scale))(x)
 
 
+class Encoder(nn.Module):
+    """obs [N, *obs_shape] -> features [N, F]. 'mlp': the observation flattened. 'cnn': for
+    each of `channels`, x <- relu(conv3x3(x)) (stride 1, no padding: [H, W] -> [H - 2, W - 2]),
+    orthogonal(sqrt 2) kernels, then flattened (MinAtar's network: one 16-channel convolution)."""
+
+    kind: str = "mlp"
+    channels: Sequence[int] = (16,)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.astype(jnp.float32)
+        if self.kind == "cnn":
+            for width in self.channels:
+                x = nn.relu(nn.Conv(width, (3, 3), padding="VALID", kernel_init=orthogonal(np.sqrt(2.0)))(x))
+        return x.reshape(x.shape[0], -1)
+
+
 class Actor(nn.Module):
     """obs [N, *obs_shape] -> Categorical(logits [N, A]) or DiagGaussian(mean [N, A], log_std [A])."""
 
@@ -86,10 +107,12 @@ class Actor(nn.Module):
     activation: str = "tanh"
     log_std_init: float = -0.5
     learn_log_std: bool = True
+    encoder: str = "mlp"
+    cnn_channels: Sequence[int] = (16,)
 
     @nn.compact
     def __call__(self, obs: jax.Array):
-        x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        x = Encoder(self.encoder, self.cnn_channels)(obs)
         out = MLP(self.hidden_sizes, self.action_size, self.activation, out_scale=0.01)(x)
         if self.discrete:
             return Categorical(logits=out)
@@ -107,8 +130,10 @@ class Critic(nn.Module):
 
     hidden_sizes: Sequence[int]
     activation: str = "tanh"
+    encoder: str = "mlp"
+    cnn_channels: Sequence[int] = (16,)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        x = Encoder(self.encoder, self.cnn_channels)(obs)
         return MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)(x)[:, 0]

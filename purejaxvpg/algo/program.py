@@ -98,8 +98,11 @@ class Agent:
             activation=config.activation,
             log_std_init=config.log_std_init,
             learn_log_std=config.learn_log_std,
+            encoder=config.encoder,
+            cnn_channels=config.cnn_channels,
         )
-        critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation)
+        critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation, encoder=config.encoder,
+                        cnn_channels=config.cnn_channels)
         eval_stack = envstack.wrap(config, base, config.eval_episodes, evaluation=True) if config.evaluates else None
         evaluate = make_evaluate(config, actor, eval_stack) if config.evaluates else None
         return cls(config=config, base=base, stack=stack, eval_stack=eval_stack, actor=actor, critic=critic,

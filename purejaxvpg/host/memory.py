@@ -90,15 +90,28 @@ def size(nbytes: float) -> str:
     return f"{nbytes:.1f} GiB"
 
 
+def _encoder(config, obs_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(features per observation, convolution activations per observation, convolution
+    parameters) of the config's encoder: 'mlp' flattens (no activations, no parameters)."""
+    if config.encoder != "cnn":
+        return math.prod(obs_shape), 0, 0
+    (h, w, c), activations, params = obs_shape, 0, 0
+    for width in config.cnn_channels:  # each 3x3 VALID convolution: [h, w, c] -> [h - 2, w - 2, width]
+        h, w, params, c = h - 2, w - 2, params + 9 * c * width + width, width
+        activations += h * w * c
+    return h * w * c, activations, params
+
+
 def estimate(agent: Agent) -> Estimate:
     """Estimated peak bytes of one seed of the agent's run, by part, read from its
     environment stacks (nothing built here)."""
     config, stack = agent.config, agent.stack
     obs_size, action_size = math.prod(stack.obs_shape), stack.spec.size
-    hidden = sum(config.hidden_sizes)
-    params = _mlp_params(obs_size, config.hidden_sizes, action_size) + action_size + _mlp_params(
-        obs_size, config.hidden_sizes, 1
-    )  # + the Gaussian log-std
+    features, conv_activations, conv_params = _encoder(config, stack.obs_shape)
+    hidden = sum(config.hidden_sizes) + conv_activations
+    params = _mlp_params(features, config.hidden_sizes, action_size) + action_size + _mlp_params(
+        features, config.hidden_sizes, 1
+    ) + 2 * conv_params  # + the Gaussian log-std; actor and critic each have their encoder
     # params, Adam mu and nu, gradients, updates; environments; x2: scan carry in and out
     state = 2 * (5 * params * _FLOAT + _env_bytes(stack))
 
