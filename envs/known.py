@@ -251,10 +251,62 @@ class ContextualBandit(Environment):
         return "ContextualBandit-known"
 
 
+@struct.dataclass
+class MemoryCueParams:
+    max_steps_in_episode: int = 100  # never reached: every episode ends at its choice
+    delay: int = 3  # the choice comes `delay` steps after the cue
+
+
+class MemoryCue(Environment):
+    """A cue shown once, a choice later: the known-answer memory task.
+
+    At reset a cue c in {0, 1} is drawn; the observation is [2c - 1, 0] on step 0 only,
+    then [0, 0], and [0, 1] on step `delay` (the choice step, delay >= 1). The action on the
+    choice step pays 1 if it equals c, and ends the episode; every other action pays 0.
+
+    Optimal return 1, for a policy that remembers the cue. A memoryless policy sees [0, 1]
+    at every choice whatever the cue, so its choice is independent of c: it earns exactly
+    0.5 in expectation (delay 0, the cue and the choice on one step: no memory needed).
+    """
+
+    optimal_return = 1.0
+    memoryless_return = 0.5
+
+    @property
+    def default_params(self) -> MemoryCueParams:
+        return MemoryCueParams()
+
+    def step_env(self, key, state, action, params):
+        choice = state.time == params.delay
+        reward = jnp.where(choice, (action == state.position).astype(jnp.float32), 0.0)
+        new_state = StepState(position=state.position, time=state.time + 1)
+        return self._observe(new_state, params), new_state, reward, choice, {}
+
+    def reset_env(self, key, params):
+        state = StepState(position=jax.random.bernoulli(key).astype(jnp.int32), time=0)
+        return self._observe(state, params), state
+
+    @staticmethod
+    def _observe(state, params):
+        cue = jnp.where(state.time == 0, 2.0 * state.position - 1.0, 0.0)
+        return jnp.stack([cue, (state.time == params.delay).astype(jnp.float32)]).astype(jnp.float32)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(-1.0, 1.0, (2,), jnp.float32)
+
+    @property
+    def name(self) -> str:
+        return "MemoryCue-known"
+
+
 KNOWN_ENVS = {
     "Bandit-known": MultiArmedBandit,
     "ContinuousTarget-known": ContinuousTarget,
     "Chain-known": Chain,
     "TimeLimit-known": TimeLimitTask,
     "ContextualBandit-known": ContextualBandit,
+    "MemoryCue-known": MemoryCue,
 }
