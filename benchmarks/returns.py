@@ -121,12 +121,15 @@ def measure(env_id: str, num_seeds: int, eval_episodes: int, seed: int = 0) -> d
     }
 
 
+def ci(x: dict) -> str:
+    """'point [low, high]' of an interval dict: one decimal, or three for returns of order 1
+    (MiniGrid, bandits)."""
+    f = ".3f" if max(abs(x["low"]), abs(x["high"])) < 10 else ".1f"
+    return f"{x['point']:{f}} [{x['low']:{f}}, {x['high']:{f}}]"
+
+
 def render(records: dict) -> str:
     """The markdown table of every measured environment, suite order."""
-    def ci(x):  # one decimal, or three for returns of order 1 (MiniGrid, bandits)
-        f = ".3f" if max(abs(x["low"]), abs(x["high"])) < 10 else ".1f"
-        return f"{x['point']:{f}} [{x['low']:{f}}, {x['high']:{f}}]"
-
     lines = [
         "| Environment | Seeds (base seed) | Env steps / seed | Final return IQM [95% CI] | Greedy eval IQM [95% CI] "
         "| Greedy eval mean [95% CI] | Random policy IQM [95% CI] | Compile | Run | Wall time | Published (source) |",

@@ -87,3 +87,15 @@ def test_learning_curve_leaves_pyplot_alone(tmp_path):
     before = (matplotlib.rcParams._get("backend"), plt.get_fignums())
     plots.learning_curve(np.arange(4), np.ones((3, 4)), tmp_path / "c.png", reps=50)
     assert (matplotlib.rcParams._get("backend"), plt.get_fignums()) == before
+
+
+def test_many_panels_wrap_into_rows_of_three():
+    from purejaxvpg.report.comparisons import Band
+
+    band = Band(np.arange(3.0), np.ones(3), np.zeros(3), 2 * np.ones(3))
+    fig = plots.panels_figure({f"env{i}": {"a": band} for i in range(4)}, "x", "y")
+    assert len(fig.axes) == 4  # the two spare cells of the 2 x 3 grid removed
+    positions = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(positions) == 2  # two rows
+    assert [ax.get_ylabel() for ax in fig.axes] == ["y", "", "", "y"]
+    assert [ax.get_title() for ax in fig.axes] == ["env0", "env1", "env2", "env3"]

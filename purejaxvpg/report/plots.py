@@ -130,16 +130,22 @@ def bands_figure(curves: dict, xlabel: str, ylabel: str, title: str | None = Non
 
 
 def panels_figure(panels: dict, xlabel: str, ylabel: str, steps_axis: bool = True, points: frozenset = frozenset()):
-    """One axis per panel (title -> {label: comparisons.Band}), side by side, each band a line
-    with its shaded interval; labels in `points` are drawn as markers with error bars (an
-    evaluation, taken at a few steps). steps_axis: x ticks as 1M, 500k (not 1e6)."""
+    """One axis per panel (title -> {label: comparisons.Band}), at most PANELS_PER_ROW side by
+    side, each band a line with its shaded interval; labels in `points` are drawn as markers
+    with error bars (an evaluation, taken at a few steps). steps_axis: x ticks as 1M, 500k
+    (not 1e6)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import EngFormatter
 
-    fig = Figure(figsize=(7.0 if len(panels) == 1 else 5.5 * len(panels), 4.5))
+    columns = min(len(panels), PANELS_PER_ROW)
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(7.0 if len(panels) == 1 else 5.5 * columns, 4.5 * rows))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    grid = fig.subplots(rows, columns, squeeze=False)
+    axes = grid.reshape(-1)[: len(panels)]
+    for spare in grid.reshape(-1)[len(panels):]:
+        fig.delaxes(spare)
     for ax, (title, curves) in zip(axes, panels.items()):
         for label, band in curves.items():
             if label in points:
@@ -155,9 +161,13 @@ def panels_figure(panels: dict, xlabel: str, ylabel: str, steps_axis: bool = Tru
             ax.set_title(title)
         ax.legend()
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(ylabel)
+    for row in grid[:, 0]:
+        row.set_ylabel(ylabel)
     fig.tight_layout()
     return fig
+
+
+PANELS_PER_ROW = 3
 
 
 def smooth(values, window: int) -> np.ndarray:

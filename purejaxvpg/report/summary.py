@@ -110,7 +110,10 @@ def table(rows: list[tuple[str, str]]) -> str:
 
 
 def interval_text(interval) -> str:
-    return f"{interval.point:.1f} [{interval.low:.1f}, {interval.high:.1f}]"
+    """'point [low, high]': one decimal, three for numbers under 10 (returns of order 1,
+    normalised scores), so an interval never reads [1.0, 1.0] when it is [0.962, 1.000]."""
+    f = ".3f" if max(abs(interval.point), abs(interval.low), abs(interval.high)) < 10 else ".1f"
+    return f"{interval.point:{f}} [{interval.low:{f}}, {interval.high:{f}}]"
 
 
 def results(result) -> dict:
