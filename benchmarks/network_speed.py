@@ -49,12 +49,14 @@ def main(argv: list[str] | None = None) -> int:
             compiled, seconds = compile_timed(jax.jit(jax.vmap(pjv.make_train(c))), keys)
             programs[encoder, n] = (compiled, keys, c)
             points.append({"encoder": encoder, "num_seeds": n, "compile_seconds": seconds, "run_seconds": []})
+            print(f"{encoder} x {n}: compiled in {seconds:.1f} s", flush=True)
     for _ in range(args.repeats):  # interleaved
         for point in points:
             compiled, keys, c = programs[point["encoder"], point["num_seeds"]]
             start = time.perf_counter()
             jax.block_until_ready(compiled(keys))
             point["run_seconds"].append(time.perf_counter() - start)
+            print(f"{point['encoder']} x {point['num_seeds']}: {point['run_seconds'][-1]:.2f} s", flush=True)
     for point in points:
         c = programs[point["encoder"], point["num_seeds"]][2]
         median = statistics.median(point["run_seconds"])
