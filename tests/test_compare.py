@@ -88,7 +88,7 @@ def test_several_environments_need_score_ranges(runs, capsys):
     a, _, _ = _final(runs / "slow")
     c, _, _ = _final(runs / "acro")
     normalised = np.concatenate([a / 500, (c + 500) / 500])
-    assert f"{sps.trim_mean(normalised, 0.25):.3f} [" in printed and "normalised score" in printed  # 3 decimals under 10
+    assert f"{sps.trim_mean(normalised, 0.25):.3f} [" in printed and "normalised score" in printed  # 3 decimals
 
 
 @pytest.mark.parametrize("argv, message", [
