@@ -141,9 +141,12 @@ def test_export_in_every_format_whose_library_is_installed(user):
     run, home, _, _ = user
     if not (home / "run" / "metrics.npz").exists():
         run(["train", *TINY, "--num-seeds", "2", "--out", "run"])
-    run(["export", "run", "--format", "csv", "--out", "run.csv"])
+    run(["export", "run", "--format", "csv", "--metric", "episode_return", "--out", "run.csv"])
     lines = (home / "run.csv").read_text().splitlines()
     assert len(lines) == 1 + 2 * 32  # a header, then each seed's 32 updates of episode_return
+    run(["export", "run", "--format", "csv", "--out", "final.csv"])  # by default: the final greedy evaluation
+    rows = (home / "final.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(",31,4096,eval_return_greedy," in row for row in rows)
     run(["export", "vpg=run", "--format", "rliable", "--out", "scores.npz"])
     assert np.load(home / "scores.npz")["vpg"].shape == (2, 1)  # [seeds, envs]
     done = run(["compare", "a=run", "--out", "compared"])  # matplotlib on the Agg canvas, no display
