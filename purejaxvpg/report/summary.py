@@ -13,11 +13,9 @@ from purejaxvpg.report import stats
 def final_returns(result) -> np.ndarray:
     """The training episodic return at the last update of each seed that did not diverge
     (`result.finite_seeds`), [finite seeds]: diverged seeds never enter an aggregate."""
-    return result.metrics["episode_return"][result.finite_seeds, -1]
+    return final_values(result, "episode_return")[result.finite_seeds]
 
 
-# what a run reports, best first: the final greedy evaluation, else the training return
-REPORTED = ("eval_return_greedy", "episode_return")
 DESCRIPTIONS = {
     "eval_return_greedy": "final greedy evaluation return (the mode; mean of eval_episodes episodes per seed, "
                           "after the last update)",
