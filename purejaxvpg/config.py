@@ -27,6 +27,7 @@ from purejaxvpg.checks import (
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 ENCODERS = ("mlp", "cnn")
+RECURRENT = ("none", "gru")
 GAE_METHODS = ("scan", "associative")
 GREEDY_SCHEDULES = ("linear", "cosine")  # see algo/greedy.py
 GREEDY_POLICY_LOSS = ("exclude", "keep")
@@ -186,6 +187,19 @@ class Config:
     cnn_channels: tuple[int, ...] = _field(
         (16,),
         "Output channels of each 3x3 convolution of encoder 'cnn' (unused by 'mlp').",
+    )
+    recurrent: str = _field(
+        "none",
+        "A recurrent core in the actor and in the critic, for partially observed tasks: 'none' (each maps one "
+        "observation to its output), or 'gru': the encoder's features, a dense layer of recurrent_size units, "
+        "then a GRU of recurrent_size units whose state is carried from step to step (and across rollouts) and "
+        "reset to zeros on the first step of every episode, after a termination or a truncation; the "
+        "hidden_sizes layers read the GRU's state. The update recomputes each rollout's sequence from the "
+        "states it started with.",
+    )
+    recurrent_size: int = _field(
+        128,
+        "Units of the dense layer and of the GRU of recurrent 'gru' (unused by 'none').",
     )
     log_std_init: float = _field(
         -0.5,
@@ -357,6 +371,9 @@ class Config:
                     f"hidden_sizes: every width must be an int >= 1, got {self.hidden_sizes!r}."
                 )
         require_choice("encoder", self.encoder, ENCODERS)
+        require_choice("recurrent", self.recurrent, RECURRENT)
+        if isinstance(self.recurrent_size, bool) or not isinstance(self.recurrent_size, int) or self.recurrent_size < 1:
+            raise ValueError(f"recurrent_size: must be an int >= 1, got {self.recurrent_size!r}.")
         if not isinstance(self.cnn_channels, tuple) or not self.cnn_channels or any(
                 isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.cnn_channels):
             raise ValueError(f"cnn_channels: must be a non-empty tuple of ints >= 1, got {self.cnn_channels!r}.")

@@ -17,7 +17,7 @@ from flax import struct
 from purejaxvpg import envs
 from purejaxvpg.algo import envstack
 from purejaxvpg.algo.metrics import EVAL_METRIC_NAMES, EvalMetrics  # noqa: F401  (re-exported)
-from purejaxvpg.algo.networks import Actor
+from purejaxvpg.algo.networks import Actor, RecurrentActor
 from purejaxvpg.algo.rollout import env_action
 from purejaxvpg.config import EVAL_STEPS_CAP, Config
 
@@ -76,8 +76,11 @@ def make_evaluate(config: Config, actor: Actor, stack: envstack.EnvStack):
 def make_play(stack: envstack.EnvStack, actor: Actor, steps: int):
     """Return `play(actor_params, obs_stats, key, greedy) -> Episodes`: `steps` steps of K
     environments, each environment's first episode kept. `greedy`: a Python bool, or a
-    traced one (the mode or a sample chosen per step: both computed, one kept)."""
+    traced one (the mode or a sample chosen per step: both computed, one kept). A recurrent
+    actor starts every environment from zero hidden states and resets them where an episode
+    ends, as in training."""
     env, env_params, spec = stack.env, stack.env_params, stack.spec
+    recurrent = isinstance(actor, RecurrentActor)
 
     def play(actor_params, obs_stats, key: jax.Array, greedy: bool) -> Episodes:
         key, key_reset = jax.random.split(key)
@@ -86,17 +89,20 @@ def make_play(stack: envstack.EnvStack, actor: Actor, steps: int):
         else:
             obs, env_state = env.reset(key_reset, env_params, obs_stats)
         K = stack.num_envs
-        first = Episodes(jnp.zeros(K, jnp.float32), jnp.zeros(K, jnp.int32), jnp.zeros(K, bool))
+        first_episodes = Episodes(jnp.zeros(K, jnp.float32), jnp.zeros(K, jnp.int32), jnp.zeros(K, bool))
 
         def step(carry, _):
-            obs, env_state, key, done = carry
+            obs, env_state, key, done, hidden, first = carry
             key, key_action, key_env = jax.random.split(key, 3)
-            dist = actor.apply(actor_params, obs)
+            if recurrent:
+                hidden, dist = actor.apply(actor_params, hidden, obs, first)
+            else:
+                dist = actor.apply(actor_params, obs)
             if isinstance(greedy, bool):
                 action = dist.mode() if greedy else dist.sample(key_action)
             else:
                 action = jnp.where(greedy, dist.mode(), dist.sample(key_action))
-            obs, env_state, reward, _, _, info = env.step(
+            obs, env_state, reward, terminated, truncated, info = env.step(
                 key_env, env_state, env_action(action, spec), env_params
             )
             # the first episode only: its return and length grow until it finishes, then stay
@@ -107,9 +113,11 @@ def make_play(stack: envstack.EnvStack, actor: Actor, steps: int):
                 lengths=jnp.where(running, done.lengths + 1, done.lengths),
                 finished=done.finished | info["episode_finished"],
             )
-            return (obs, env_state, key, done), None
+            return (obs, env_state, key, done, hidden, terminated | truncated), None
 
-        (_, _, _, done), _ = jax.lax.scan(step, (obs, env_state, key, first), None, length=steps)
+        hidden = jnp.zeros((K, actor.recurrent_size), jnp.float32) if recurrent else None
+        carry = (obs, env_state, key, first_episodes, hidden, jnp.ones(K, bool))
+        (_, _, _, done, _, _), _ = jax.lax.scan(step, carry, None, length=steps)
         return done
 
     return play

@@ -157,3 +157,76 @@ class Critic(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = Encoder(self.encoder, self.cnn_channels)(obs)
         return MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)(x)[:, 0]
+
+
+class _Recurrent(nn.Module):
+    """The recurrent ('gru') networks' common body, in three steps the algorithm calls apart
+    (recurrent.py): `features(obs)` batched over every step, `step(hidden, x, first)` in a
+    scan over time, `head(hidden)` batched again. One step of acting is `__call__`.
+
+        x_t = act(Dense(encoder(s_t)))                       [N, H]
+        h_t = GRU(0 if first_t else h_{t-1}, x_t)            [N, H]
+        out_t = MLP(h_t)                                     (the hidden_sizes layers and a head)
+
+    first_t: s_t is the first observation of an episode (the step after a termination or a
+    truncation, or the run's first), so no memory of another episode reaches it.
+    """
+
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+    encoder: str = "mlp"
+    cnn_channels: Sequence[int] = (16,)
+    recurrent_size: int = 128
+
+    def setup(self):
+        self.encode = Encoder(self.encoder, self.cnn_channels)
+        self.embed = nn.Dense(self.recurrent_size, kernel_init=orthogonal(np.sqrt(2.0)))
+        # our orthogonal init (flax's calls LAPACK's QR: see `orthogonal`)
+        self.cell = nn.GRUCell(self.recurrent_size, kernel_init=orthogonal(1.0), recurrent_kernel_init=orthogonal(1.0))
+        self.setup_head()
+
+    def features(self, obs: jax.Array) -> jax.Array:
+        """obs [N, *obs_shape] -> x [N, H]."""
+        return _ACTIVATIONS[self.activation](self.embed(self.encode(obs)))
+
+    def step(self, hidden: jax.Array, x: jax.Array, first: jax.Array) -> jax.Array:
+        """hidden [N, H], x [N, H], first [N] bool -> the next hidden [N, H]."""
+        hidden = jnp.where(first[:, None], jnp.zeros_like(hidden), hidden)
+        return self.cell(hidden, x)[0]
+
+    def __call__(self, hidden: jax.Array, obs: jax.Array, first: jax.Array):
+        """One step: (hidden [N, H], obs [N, *obs_shape], first [N]) -> (next hidden, output)."""
+        hidden = self.step(hidden, self.features(obs), first)
+        return hidden, self.head(hidden)
+
+
+class RecurrentActor(_Recurrent):
+    """hidden [N, H] -> Categorical(logits [N, A]) or DiagGaussian(mean [N, A], log_std [A]),
+    after the recurrent body (_Recurrent); the head as Actor's."""
+
+    action_size: int = 1
+    discrete: bool = True
+    log_std_init: float = -0.5
+    learn_log_std: bool = True
+
+    def setup_head(self):
+        self.torso = MLP(self.hidden_sizes, self.action_size, self.activation, out_scale=0.01)
+        if not self.discrete and self.learn_log_std:
+            self.log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_size,))
+
+    def head(self, hidden: jax.Array):
+        out = self.torso(hidden)
+        if self.discrete:
+            return Categorical(logits=out)
+        log_std = self.log_std if self.learn_log_std else jnp.full((self.action_size,), self.log_std_init, jnp.float32)
+        return DiagGaussian(mean=out, log_std=log_std)
+
+
+class RecurrentCritic(_Recurrent):
+    """hidden [N, H] -> V [N], after the recurrent body (_Recurrent)."""
+
+    def setup_head(self):
+        self.torso = MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)
+
+    def head(self, hidden: jax.Array) -> jax.Array:
+        return self.torso(hidden)[:, 0]

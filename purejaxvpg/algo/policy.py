@@ -65,7 +65,33 @@ def make_policy(agent: Agent, actor_params, obs_stats: envs.RunningMeanStd | Non
             "obs_stats: the run's observation statistics are needed exactly when "
             f"config.normalize_obs (here {config.normalize_obs})."
         )
+    if agent.recurrent:
+        return RecurrentPolicy(agent, jax.device_put(actor_params), jax.device_put(obs_stats))
     return functools.partial(_act(agent), jax.device_put(actor_params), jax.device_put(obs_stats))
+
+
+class RecurrentPolicy:
+    """A recurrent seed's policy (config.recurrent 'gru'): `act(obs, state, key=None) ->
+    (action, state)`, the state the GRU's hidden state after the observations it has read.
+
+        state = act.initial_state()          # at the start of every episode
+        action, state = act(obs, state)      # greedy; act(obs, state, key) samples
+
+    obs [*obs_shape] with state [H], or a batch [B, *obs_shape] with state [B, H]
+    (`initial_state(B)`). Start each episode from `initial_state()`: training resets the
+    hidden state at every episode's first step, so a state carried over from another episode
+    is one the policy never acted from."""
+
+    def __init__(self, agent: Agent, actor_params, obs_stats):
+        self._step = functools.partial(_act(agent), actor_params, obs_stats)
+        self.size = agent.config.recurrent_size
+
+    def initial_state(self, batch: int | None = None) -> jax.Array:
+        """Zeros [H], or [batch, H]."""
+        return jnp.zeros((self.size,) if batch is None else (batch, self.size), jnp.float32)
+
+    def __call__(self, obs, state, key: jax.Array | None = None):
+        return self._step(obs, key, state)
 
 
 @functools.lru_cache(maxsize=16)  # per Agent (compared by identity): one compile per agent
@@ -75,7 +101,7 @@ def _act(agent: Agent):
     spec, obs_shape = agent.stack.spec, agent.stack.obs_shape
     to_env = _env_format(agent)
 
-    def act(actor_params, obs_stats, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    def act(actor_params, obs_stats, obs: jax.Array, key: jax.Array | None = None, state=None):
         obs = jnp.asarray(obs, jnp.float32)
         single = obs.shape == obs_shape
         if not single and obs.shape[1:] != obs_shape:
@@ -91,9 +117,22 @@ def _act(agent: Agent):
         batch = obs[None] if single else obs  # [B, *obs_shape]
         if obs_stats is not None:
             batch = stack.env.normalize(obs_stats, batch)
-        dist = agent.actor.apply(actor_params, batch)
+        if agent.recurrent:
+            size = agent.config.recurrent_size
+            state = jnp.asarray(state, jnp.float32)
+            if state.shape != ((size,) if single else (batch.shape[0], size)):
+                want = f"[{size}]" if single else f"[{batch.shape[0]}, {size}]"
+                of = "this observation" if single else "each of the B observations"
+                raise ValueError(f"state: the hidden state of {of}, shape {want} (act.initial_state()), "
+                                 f"got shape {state.shape}.")
+            hidden = state[None] if single else state
+            hidden, dist = agent.actor.apply(actor_params, hidden, batch, jnp.zeros(batch.shape[0], bool))
+        else:
+            dist = agent.actor.apply(actor_params, batch)
         action = dist.mode() if key is None else dist.sample(key)  # [B] or [B, A]
         action = to_env(action).reshape(batch.shape[0], *spec.shape)
+        if agent.recurrent:
+            return (action[0], hidden[0]) if single else (action, hidden)
         return action[0] if single else action
 
     return jax.jit(act)

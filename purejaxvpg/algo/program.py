@@ -21,10 +21,10 @@ import optax
 from flax import struct
 
 from purejaxvpg import envs
-from purejaxvpg.algo import envstack, gae, greedy, losses, pg_weight, prng, rollout
+from purejaxvpg.algo import envstack, gae, greedy, losses, pg_weight, prng, recurrent, rollout
 from purejaxvpg.algo.evaluate import make_evaluate
 from purejaxvpg.algo.metrics import EpisodeSummary, EvalMetrics, UpdateMetrics, summarize_episodes
-from purejaxvpg.algo.networks import Actor, Critic
+from purejaxvpg.algo.networks import Actor, Critic, RecurrentActor, RecurrentCritic
 from purejaxvpg.config import SWEEPABLE, Config
 
 
@@ -91,22 +91,37 @@ class Agent:
         a user's environment object instead of config.env_id's."""
         base = envstack.base_env(config, env, env_params)
         stack = envstack.wrap(config, base, config.num_envs)
-        actor = Actor(
-            hidden_sizes=config.hidden_sizes,
-            action_size=stack.spec.size,
-            discrete=stack.spec.discrete,
-            activation=config.activation,
-            log_std_init=config.log_std_init,
-            learn_log_std=config.learn_log_std,
-            encoder=config.encoder,
-            cnn_channels=config.cnn_channels,
-        )
-        critic = Critic(hidden_sizes=config.hidden_sizes, activation=config.activation, encoder=config.encoder,
-                        cnn_channels=config.cnn_channels)
+        body = dict(hidden_sizes=config.hidden_sizes, activation=config.activation, encoder=config.encoder,
+                    cnn_channels=config.cnn_channels)
+        head = dict(action_size=stack.spec.size, discrete=stack.spec.discrete, log_std_init=config.log_std_init,
+                    learn_log_std=config.learn_log_std)
+        if config.recurrent == "gru":
+            actor = RecurrentActor(**body, **head, recurrent_size=config.recurrent_size)
+            critic = RecurrentCritic(**body, recurrent_size=config.recurrent_size)
+        else:
+            actor, critic = Actor(**body, **head), Critic(**body)
         eval_stack = envstack.wrap(config, base, config.eval_episodes, evaluation=True) if config.evaluates else None
         evaluate = make_evaluate(config, actor, eval_stack) if config.evaluates else None
         return cls(config=config, base=base, stack=stack, eval_stack=eval_stack, actor=actor, critic=critic,
                    evaluate=evaluate)
+
+    @property
+    def recurrent(self) -> bool:
+        """The networks carry a hidden state (config.recurrent 'gru')."""
+        return self.config.recurrent != "none"
+
+    def initial_hidden(self, num_envs: int) -> recurrent.RecurrentState | None:
+        """Zero hidden states for `num_envs` environments, or None (not recurrent)."""
+        return recurrent.RecurrentState.zeros(num_envs, self.config.recurrent_size) if self.recurrent else None
+
+    def init_params(self, key_actor: jax.Array, key_critic: jax.Array):
+        """(actor, critic) parameters, initialised on one dummy observation."""
+        dummy_obs = jnp.zeros((1, *self.stack.obs_shape), jnp.float32)
+        if not self.recurrent:
+            return self.actor.init(key_actor, dummy_obs), self.critic.init(key_critic, dummy_obs)
+        hidden, first = self.initial_hidden(1), jnp.ones(1, bool)
+        return (self.actor.init(key_actor, hidden.actor, dummy_obs, first),
+                self.critic.init(key_critic, hidden.critic, dummy_obs, first))
 
     def stack_of(self, num_envs: int) -> envstack.EnvStack:
         """An evaluation stack of `num_envs` environments around this agent's environment
@@ -155,10 +170,9 @@ def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
     """Fresh networks, optimizer states and environments; key: one seed's scalar key."""
     actor_optimizer, critic_optimizer = optimizers(agent, hp)
     streams = prng.RunStreams.of(key)  # one stream per consumer (see prng.py)
-    dummy_obs = jnp.zeros((1, *agent.stack.obs_shape), jnp.float32)
-    actor_params = agent.actor.init(streams.actor, dummy_obs)
-    critic_params = agent.critic.init(streams.critic, dummy_obs)
-    runner = rollout.reset(agent.stack.env, agent.stack.env_params, streams.env)
+    actor_params, critic_params = agent.init_params(streams.actor, streams.critic)
+    runner = rollout.reset(agent.stack.env, agent.stack.env_params, streams.env,
+                           agent.initial_hidden(agent.config.num_envs))
     # reward scaling discounts with this run's gamma (a sweep's own), not the config's
     runner = runner.replace(env_state=envs.set_return_discount(runner.env_state, hp.gamma))
     return TrainState(
@@ -174,6 +188,20 @@ def init(agent: Agent, hp: HyperParams, key: jax.Array) -> TrainState:
         if agent.config.pg_weight == "episode_return" else None,
         final_eval=EvalMetrics.not_taken() if agent.config.final_eval else None,
     )
+
+
+def acting(agent: Agent, actor_params):
+    """The policy rollout.collect runs: obs -> distribution, or for a recurrent agent one
+    actor step per environment step, (RecurrentState, obs, first) -> (RecurrentState, distribution)
+    (the critic's state is left to the update: recurrent.py)."""
+    if not agent.recurrent:
+        return lambda obs: agent.actor.apply(actor_params, obs)
+
+    def act(hidden, obs, first):
+        h, dist = agent.actor.apply(actor_params, hidden.actor, obs, first)
+        return hidden.replace(actor=h), dist
+
+    return act
 
 
 def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState, UpdateMetrics]:
@@ -196,15 +224,27 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
     greedy_on = greedy.is_on(hp.greedy_start, hp.greedy_end)
     p_greedy = greedy.probability(c, hp.greedy_start, hp.greedy_end, state.updates_done) if greedy_on else None
     runner, batch = rollout.collect(
-        lambda obs: agent.actor.apply(state.actor_params, obs),
-        stack.env, stack.env_params, stack.spec, state.runner, T, unroll=c.scan_unroll, greedy=p_greedy,
+        acting(agent, state.actor_params), stack.env, stack.env_params, stack.spec, state.runner, T,
+        unroll=c.scan_unroll, greedy=p_greedy,
     )
     # the steps the policy-gradient term uses: all, or (greedy_policy_loss 'exclude') the sampled ones
     sampled = flat(~batch.greedy) if greedy_on and c.greedy_policy_loss == "exclude" else None
 
-    # 2. One critic pass over s_t and s'_t (the pre-reset next observation): V, V' [T, E].
-    v = agent.critic.apply(state.critic_params, jnp.concatenate([flat(batch.obs), flat(batch.next_obs)]))
-    values, next_values = v[: T * E].reshape(T, E), v[T * E :].reshape(T, E)
+    # 2. The critic over s_t and s'_t (the pre-reset next observation): V, V' [T, E].
+    if agent.recurrent:
+        # the rollout's sequence from the hidden states it started from (stored in the runner);
+        # V(s'_t) with the critic state that saw s_t; the next rollout continues from h_{T-1}
+        h0 = state.runner.hidden
+        hs = recurrent.unroll(agent.critic, state.critic_params, h0.critic, batch.obs, batch.first, c.scan_unroll)
+        values = recurrent.heads(agent.critic, state.critic_params, hs).reshape(T, E)
+        next_values = recurrent.next_values(agent.critic, state.critic_params, hs, batch.next_obs)
+        runner = runner.replace(hidden=runner.hidden.replace(critic=hs[-1]))
+        apply_actor = recurrent.sequence_apply(agent.actor, h0.actor, batch.first, T, E, c.scan_unroll)
+        apply_critic = recurrent.sequence_apply(agent.critic, h0.critic, batch.first, T, E, c.scan_unroll)
+    else:
+        v = agent.critic.apply(state.critic_params, jnp.concatenate([flat(batch.obs), flat(batch.next_obs)]))
+        values, next_values = v[: T * E].reshape(T, E), v[T * E :].reshape(T, E)
+        apply_actor, apply_critic = agent.actor.apply, agent.critic.apply
 
     # 3. GAE(gamma, lambda): bootstrap on truncation, not on termination.  [T, E] each.
     advantages, returns = gae.gae(
@@ -223,13 +263,13 @@ def update(agent: Agent, hp: HyperParams, state: TrainState) -> tuple[TrainState
     # 4. One policy-gradient step: theta <- theta + lr * mean_t[grad log pi(a_t|s_t) Psi_t].
     obs, actions = flat(batch.obs), flat(batch.action)
     actor_params, actor_opt_state, policy = losses.policy_step(
-        agent.actor.apply, state.actor_params, state.actor_opt_state, actor_optimizer,
+        apply_actor, state.actor_params, state.actor_opt_state, actor_optimizer,
         obs, actions, psi, hp.ent_coef, mask=sampled,
     )
 
     # 5. value_iters regression steps: phi <- phi - lr * grad mean_t[(V_phi(s_t) - R_t)^2].
     critic_params, critic_opt_state, value = losses.value_steps(
-        agent.critic.apply, state.critic_params, state.critic_opt_state, critic_optimizer,
+        apply_critic, state.critic_params, state.critic_opt_state, critic_optimizer,
         obs, flat(returns), hp.value_iters, unroll=c.scan_unroll,
     )
 

@@ -28,6 +28,17 @@ class EnvRunnerState:
 
 
 @struct.dataclass
+class RecurrentRunnerState(EnvRunnerState):
+    """A recurrent policy's runner (config.recurrent 'gru'; a subclass, so the others'
+    checkpoints keep their layout): also the networks' hidden states after the last
+    observation they read (recurrent.RecurrentState, [E, H] leaves), and whether `obs` is the
+    first of its episode (the hidden state is reset before reading it)."""
+
+    hidden: object = None
+    first: jax.Array | None = None  # [E] bool
+
+
+@struct.dataclass
 class Rollout:
     """One rollout, time first: every leaf is [T, E, ...]."""
 
@@ -41,6 +52,7 @@ class Rollout:
     episode_length: jax.Array  # [T, E]
     episode_finished: jax.Array  # bool              [T, E]
     greedy: jax.Array | None = None  # bool: a_t is the mode (greedy schedule on)  [T, E]; else None
+    first: jax.Array | None = None  # bool: s_t begins an episode (recurrent policies)  [T, E]; else None
 
 
 def env_action(action: jax.Array, spec: ActionSpec) -> jax.Array:
@@ -64,7 +76,10 @@ def collect(
     unroll: int = 1,
     greedy=None,
 ) -> tuple[EnvRunnerState, Rollout]:
-    """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env.
+    """Run `policy` (obs [E, ...] -> distribution) for `num_steps` steps in every env; with a
+    recurrent runner (RecurrentRunnerState) `policy(hidden, obs, first) -> (hidden, distribution)`,
+    its hidden state carried from step to step and `first` set after every episode's end
+    (termination or truncation).
 
     `unroll` steps run per loop iteration (fewer iterations: less loop overhead on a GPU,
     a longer compile). `greedy`: None (every action a sample), or the probability (a scalar,
@@ -74,13 +89,19 @@ def collect(
     the episode statistics).
     """
 
+    recurrent = isinstance(runner, RecurrentRunnerState)
+
     def step(runner: EnvRunnerState, _):
+        if recurrent:
+            hidden, dist = policy(runner.hidden, runner.obs, runner.first)
+        else:
+            hidden, dist = None, policy(runner.obs)
         if greedy is None:
             key, key_action, key_env = prng.step_keys(runner.key, greedy=False)
-            action, took_mode = policy(runner.obs).sample(key_action), None
+            action, took_mode = dist.sample(key_action), None
         else:
             key, key_action, key_env, key_coin = prng.step_keys(runner.key, greedy=True)
-            action, took_mode = choose(policy(runner.obs), key_action, key_coin, greedy)
+            action, took_mode = choose(dist, key_action, key_coin, greedy)
         next_obs, env_state, reward, terminated, truncated, info = env.step(
             key_env, runner.env_state, env_action(action, spec), env_params
         )
@@ -95,8 +116,12 @@ def collect(
             episode_length=info["episode_length"],
             episode_finished=info["episode_finished"],
             greedy=took_mode,
+            first=runner.first if recurrent else None,
         )
-        return EnvRunnerState(env_state, next_obs, key), transition
+        if not recurrent:
+            return EnvRunnerState(env_state, next_obs, key), transition
+        # the next observation begins an episode where this one ended (auto-reset)
+        return RecurrentRunnerState(env_state, next_obs, key, hidden, terminated | truncated), transition
 
     runner, batch = jax.lax.scan(step, runner, None, length=num_steps, unroll=unroll)
     # trace-time checks (no runtime cost): every per-env quantity [T, E], flags bool, so an
@@ -113,8 +138,11 @@ def collect(
     return runner, batch
 
 
-def reset(env, env_params, key: jax.Array) -> EnvRunnerState:
-    """Fresh environments (`env` is a VecEnv stack); `key` seeds the resets and the runner."""
+def reset(env, env_params, key: jax.Array, hidden=None) -> EnvRunnerState:
+    """Fresh environments (`env` is a VecEnv stack); `key` seeds the resets and the runner.
+    `hidden`: a recurrent policy's initial hidden states (every observation then a first)."""
     key, key_reset = jax.random.split(key)
     obs, env_state = env.reset(key_reset, env_params)
-    return EnvRunnerState(env_state, obs, key)
+    if hidden is None:
+        return EnvRunnerState(env_state, obs, key)
+    return RecurrentRunnerState(env_state, obs, key, hidden, jnp.ones(obs.shape[0], bool))

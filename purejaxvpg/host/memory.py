@@ -102,18 +102,30 @@ def _encoder(config, obs_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return h * w * c, activations, params
 
 
+def parameter_count(config, obs_shape: tuple[int, ...], action_size: int) -> int:
+    """Parameters of the actor and the critic together (the Gaussian's log-std counted
+    whether or not it is learned)."""
+    features, _, conv_params = _encoder(config, obs_shape)
+    H = config.recurrent_size if config.recurrent != "none" else 0
+    # the embedding; the GRU's input maps (with biases) and recurrent maps (one with a bias)
+    gru_params = (features * H + H) + 3 * (H * H + H) + 3 * H * H + H if H else 0
+    head_in = H or features  # the hidden_sizes layers read the GRU state, or the features
+    actor = _mlp_params(head_in, config.hidden_sizes, action_size) + action_size  # + log-std
+    critic = _mlp_params(head_in, config.hidden_sizes, 1)
+    return actor + critic + 2 * (conv_params + gru_params)  # each network has its own encoder and core
+
+
 def estimate(agent: Agent) -> Estimate:
     """Estimated peak bytes of one seed of the agent's run, by part, read from its
     environment stacks (nothing built here)."""
     config, stack = agent.config, agent.stack
     obs_size, action_size = math.prod(stack.obs_shape), stack.spec.size
-    features, conv_activations, conv_params = _encoder(config, stack.obs_shape)
+    _, conv_activations, _ = _encoder(config, stack.obs_shape)
     hidden = sum(config.hidden_sizes) + conv_activations
-    params = _mlp_params(features, config.hidden_sizes, action_size) + action_size + _mlp_params(
-        features, config.hidden_sizes, 1
-    ) + 2 * conv_params  # + the Gaussian log-std; actor and critic each have their encoder
+    H = config.recurrent_size if config.recurrent != "none" else 0
+    params = parameter_count(config, stack.obs_shape, action_size)
     # params, Adam mu and nu, gradients, updates; environments; x2: scan carry in and out
-    state = 2 * (5 * params * _FLOAT + _env_bytes(stack))
+    state = 2 * (5 * params * _FLOAT + _env_bytes(stack) + 2 * config.num_envs * H * _FLOAT)  # + hidden states
 
     n = config.batch_size
     # per transition: obs, next_obs, action, reward, terminated, truncated, episode return,
@@ -124,7 +136,10 @@ def estimate(agent: Agent) -> Estimate:
     # deltas, advantages, returns, normalised advantages
     activations = 3 * (3 * n) * (hidden + obs_size + action_size) * _FLOAT
     gae = 6 * n * _FLOAT
-    update = rollout + activations + gae
+    # a GRU's sequences, kept for backpropagation through time: for actor, critic and the
+    # critic's next-observation pass, the embedding, the hidden state and its 3 gates per step
+    recurrence = 3 * 3 * n * 5 * H * _FLOAT
+    update = rollout + activations + gae + recurrence
 
     # every metric is 4 bytes; evaluations come back once per eval_every updates
     values = config.num_updates * len(METRIC_NAMES) + config.num_evals * len(EVAL_METRIC_NAMES)
@@ -138,7 +153,7 @@ def estimate(agent: Agent) -> Estimate:
         # step's outputs before the auto-reset select), actor activations (each hidden
         # layer, pre- and post-activation, and the action distribution), a key pair per
         # split (3 splits), the episode record (return, length, finished)
-        per_env = (2 * hidden + 4 * action_size) * _FLOAT + 3 * 8 + 3 * _FLOAT
+        per_env = (2 * hidden + 7 * H + 4 * action_size) * _FLOAT + 3 * 8 + 3 * _FLOAT  # + the GRU's
         evaluation = 2 * (3 * env + K * per_env)  # the greedy and the stochastic episodes at once
     return Estimate(state=state, update=update, metrics=metrics, evaluation=evaluation)
 
