@@ -33,8 +33,10 @@ VARIANTS = ("Breakout-MinAtar:mlp", "Breakout-MinAtar:cnn", "Breakout-MinAtar:gr
 
 
 def config(variant: str, total_steps: int) -> pjv.Config:
-    env_id, network = variant.split(":")
+    """ENV:NETWORK[:FIELD=INT]: e.g. CartPole-v1:gru:value_iters=1 (one integer field changed)."""
+    env_id, network, *change = variant.split(":")
     common = dict(env_id=env_id, num_envs=8, num_steps=64, total_steps=total_steps, final_eval=False)
+    common.update({k: int(v) for k, v in (c.split("=") for c in change)})
     if env_id == "CartPole-v1":
         return pjv.Config(**common, recurrent="gru" if network == "gru" else "none", recurrent_size=64)
     return pjv.Config(**common, encoder="cnn" if network == "cnn" else "mlp", cnn_channels=(16,),
@@ -47,11 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="1,64")
     parser.add_argument("--total-steps", type=int, default=10240)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="ENV:NETWORK[:FIELD=INT],...")
+    parser.add_argument("--tag", default="", help="suffix of the output file")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    variants = args.variants.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     programs, points = {}, []
-    for variant in VARIANTS:
+    for variant in variants:
         for n in seeds:
             c = config(variant, args.total_steps)
             keys = pjv.seed_keys(0, n)
@@ -72,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         point["env_steps_per_second"] = point["num_seeds"] * c.num_updates * c.batch_size / median
         print(f"{point['variant']:>20} x {point['num_seeds']:>3} seeds: compile {point['compile_seconds']:.1f} s, "
               f"run {median:.2f} s (median of {args.repeats}), {point['env_steps_per_second']:,.0f} env steps/s")
-    record = {"config": {v: dataclasses.asdict(config(v, args.total_steps)) for v in VARIANTS},
+    record = {"config": {v: dataclasses.asdict(config(v, args.total_steps)) for v in variants},
               "points": points, "hardware": hardware(), "git_commit": provenance.git_commit(),
               "command": "python -m benchmarks.network_speed " + " ".join(argv or [])}
-    path = args.out / f"{hardware_name(hardware())}-network-speed.json"
+    path = args.out / f"{hardware_name(hardware())}-network-speed{'-' + args.tag if args.tag else ''}.json"
     rundir.write_json(path, record)
     print(f"wrote {path}")
     return 0

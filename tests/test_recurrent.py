@@ -87,15 +87,19 @@ def test_the_update_recomputes_the_log_probs_that_chose_the_actions(monkeypatch,
 
     monkeypatch.setattr(program.rollout, "collect", collect)
     monkeypatch.setattr(program.losses, "policy_step", policy_step)
-    program.update(agent, hp, state)  # eager: the captured arrays are values
-    batch = seen["batch"]
+
+    def captured(state):  # what the wrappers saw, as outputs of the same compiled update
+        program.update(agent, hp, state)
+        return seen["batch"], seen["log_probs"]
+
+    batch, log_probs = jax.jit(captured)(state)
     if updates_before:
         assert np.abs(state.runner.hidden.actor).max() > 0.01  # the stored state is not zeros
     done = batch.terminated | batch.truncated
     start = jnp.where(state.runner.first[:, None], 0.0, state.runner.hidden.actor)  # a first step starts at zeros
     hs = _reference(agent, state.actor_params, start, batch.obs, done)
     expected = recurrent.heads(agent.actor, state.actor_params, hs).log_prob(batch.action.reshape(-1))
-    np.testing.assert_allclose(seen["log_probs"], expected, atol=1e-6)
+    np.testing.assert_allclose(log_probs, expected, atol=1e-6)
 
 
 def test_a_gru_solves_the_memory_task_on_every_seed():
