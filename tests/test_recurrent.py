@@ -175,3 +175,31 @@ def test_evaluation_starts_every_episode_from_a_fresh_state():
         ended |= done
     np.testing.assert_array_equal(episodes.returns, returns)
     np.testing.assert_array_equal(episodes.lengths, lengths)
+
+
+@pytest.mark.slow  # four processes that each compile
+def test_a_gru_run_chunked_over_two_devices_equals_one_trained_at_once_and_evaluates(tmp_path):
+    """The console script in fresh processes, from outside the checkout: 3 GRU seeds in
+    chunks of 2 on 2 virtual devices end with the metrics of the 3 seeds on one device in
+    one call (to the last float bits, as any program partitioned over devices: docs/devices.md);
+    `eval` reads the joined run; a sweep over the GRU trains and ranks."""
+    import os
+    import subprocess
+
+    common = ["--env-id", "CartPole-v1", "--recurrent", "gru", "--recurrent-size", "8", "--num-envs", "4",
+              "--num-steps", "16", "--total-steps", "512", "--num-seeds", "3", "--no-progress"]
+    two = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    runs = {"chunked": (two, ["--chunk-size", "2"]), "plain": (os.environ, ["--devices", "1"])}
+    for name, (env, extra) in runs.items():
+        done = subprocess.run(["purejaxvpg", "train", *common, *extra, "--out", str(tmp_path / name)], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+    chunked, plain = (np.load(tmp_path / name / "metrics.npz") for name in runs)
+    for name in plain.files:
+        np.testing.assert_allclose(chunked[name], plain[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    done = subprocess.run(["purejaxvpg", "eval", str(tmp_path / "chunked"), "--episodes", "2"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    done = subprocess.run(["purejaxvpg", "sweep", "--grid", "policy_lr=0.001,0.003", *common[:-3], "--num-seeds", "2",
+                           "--out", str(tmp_path / "sweep")], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "rank" in done.stdout, done.stderr
