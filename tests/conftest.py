@@ -25,8 +25,10 @@ if compile_cache.ENV not in os.environ:
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    """A few updates of CartPole: enough to exercise every code path in seconds."""
-    return pjv.Config(env_id="CartPole-v1", total_steps=4 * 32 * 6, num_envs=4, num_steps=32)
+    """A few updates of CartPole: enough to exercise every code path in seconds. Without the
+    final evaluation, whose own tests (test_final_eval.py) use their configs: here it would
+    only add its compile to every run built from this one."""
+    return pjv.Config(env_id="CartPole-v1", total_steps=4 * 32 * 6, num_envs=4, num_steps=32, final_eval=False)
 
 
 @pytest.fixture(scope="session")

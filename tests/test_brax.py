@@ -17,6 +17,7 @@ def test_brax_ids_are_registered():
     assert ENV_ID in envs.registered() and "brax/halfcheetah" in envs.registered()
 
 
+@pytest.mark.slow  # compiles Brax's physics step (about a minute on 2 cores): run with -m slow
 def test_brax_contract_time_limit_is_truncation_and_final_observation_is_kept():
     env, params = envs.make(ENV_ID, max_steps_in_episode=LIMIT)
     assert not envs.action_spec(env, params).discrete
